@@ -77,7 +77,7 @@ function describeErrno(errno: number): string {
  * recording fake for unit tests (`recording.ts`).
  */
 export interface Syscalls {
-  /** flock(2) on an open fd. With LOCK_NB, a held lock throws SyscallError with code EWOULDBLOCK. */
+  /** flock(2) on an open fd. With LOCK_NB, a held lock throws SyscallError with code EAGAIN (= EWOULDBLOCK). */
   flock(fd: number, operation: number): void;
   /** mknod(2): `mode` carries the file type bits (S_IFCHR, S_IFBLK, S_IFIFO) and permissions. */
   mknod(path: string, mode: number, dev: bigint): void;

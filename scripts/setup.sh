@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything tspod and its tests need on a fresh Debian/Ubuntu machine, then builds.
+# Idempotent: Debian packages already present are not reinstalled; `npm ci` runs only when
+# package-lock.json is newer than the installed node_modules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+  appc-spec        # actool: builds the fixture ACIs, reference validator in tests
+  busybox-static   # the demo image's userland
+  gnupg            # keys and signatures in tests and the demo
+  xz-utils bzip2   # .aci compressed with xz / bzip2 (tspod calls the system tools)
+  openssl          # test CA and certificates for HTTPS tests
+  ca-certificates
+)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run as root (sudo) to install them" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build

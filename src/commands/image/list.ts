@@ -1,0 +1,55 @@
+import { Flags } from '@oclif/core';
+
+import { shortImageId } from '../../appc/identifiers.js';
+import { labelValue } from '../../appc/labels.js';
+import type { Label } from '../../appc/types.js';
+import { TspodCommand } from '../../cli/base-command.js';
+import { formatAgo, formatSize, renderTable } from '../../output/table.js';
+
+export interface ImageListEntry {
+  id: string;
+  name: string;
+  labels: Label[];
+  importTime: string;
+  lastUsed: string;
+  size: number;
+  signer: string | null;
+}
+
+export default class ImageList extends TspodCommand<typeof ImageList> {
+  static override summary = 'List the images in the store';
+  static override examples = ['<%= config.bin %> image list', '<%= config.bin %> image list --full --no-legend', '<%= config.bin %> image list --json'];
+  static override enableJsonFlag = true;
+  static override flags = {
+    full: Flags.boolean({ description: 'full image ids and absolute times', default: false }),
+    'no-legend': Flags.boolean({ description: 'do not print the header line', default: false }),
+  };
+
+  public async run(): Promise<ImageListEntry[]> {
+    const entries: ImageListEntry[] = this.context.store.listImages().map((r) => ({
+      id: r.id,
+      name: r.name,
+      labels: r.labels,
+      importTime: r.importTime,
+      lastUsed: r.lastUsed,
+      size: r.size,
+      signer: r.source.signer,
+    }));
+    const full = this.flags.full;
+    const time = (iso: string): string => (full ? iso : formatAgo(iso));
+    this.log(
+      renderTable(
+        [
+          { header: 'ID', get: (e: ImageListEntry) => (full ? e.id : shortImageId(e.id)) },
+          { header: 'NAME', get: (e) => `${e.name}${labelValue(e.labels, 'version') === undefined ? '' : `:${labelValue(e.labels, 'version')}`}` },
+          { header: 'SIZE', get: (e) => (full ? String(e.size) : formatSize(e.size)) },
+          { header: 'IMPORT TIME', get: (e) => time(e.importTime) },
+          { header: 'LAST USED', get: (e) => time(e.lastUsed) },
+        ],
+        entries,
+        { noLegend: this.flags['no-legend'] },
+      ),
+    );
+    return entries;
+  }
+}

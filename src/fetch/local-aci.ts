@@ -1,0 +1,102 @@
+// Fetching an ACI from a local file: the detached signature `<file>.asc` is read and checked
+// against the keystore, the archive is imported in one streaming pass (decompress, hash, validate)
+// into the store's tmp area, the signature is verified for the manifest's name, and only then is
+// the image committed. Nothing is listed unless everything passed.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { labelsMatch } from '../appc/labels.js';
+import type { Label } from '../appc/types.js';
+import { parseImageManifest } from '../appc/validate.js';
+import { ImageFormatError, NotFoundError, TrustError } from '../errors.js';
+import { readAci } from '../image/aci-reader.js';
+import type { ImageRecord } from '../store/catalog.js';
+import type { Store } from '../store/store.js';
+import type { Keystore } from '../trust/keystore.js';
+import { readSignature, verifyDetached } from '../trust/verify.js';
+import type { InsecureOptions } from './insecure-options.js';
+
+export interface FetchContext {
+  store: Store;
+  keystore: Keystore;
+  insecure: InsecureOptions;
+  onWarning: (message: string) => void;
+}
+
+export interface FetchRequest {
+  /** The name the image must have (when it was asked for by name). */
+  expectedName?: string;
+  /** Labels the image must carry. */
+  labels?: Label[];
+  /** Where the detached signature is; default `<file>.asc`. */
+  signaturePath?: string;
+}
+
+export interface FetchResult {
+  record: ImageRecord;
+  /** false when the store already had the image. */
+  stored: boolean;
+  /** Fingerprint of the key that signed the image; null with --insecure-options=image. */
+  signer: string | null;
+}
+
+export async function fetchLocalAci(file: string, ctx: FetchContext, request: FetchRequest = {}): Promise<FetchResult> {
+  const what = file;
+  if (!fs.existsSync(file)) throw new NotFoundError(`fetch ${what}: no such file`);
+  const signaturePath = request.signaturePath ?? `${file}.asc`;
+  let signature: Awaited<ReturnType<typeof readSignature>> | undefined;
+  if (!ctx.insecure.image) {
+    if (!fs.existsSync(signaturePath)) {
+      throw new TrustError(`fetch ${what}: no signature at ${signaturePath}`, {
+        suggestions: [`sign it: gpg --armor --detach-sign ${file}`, `or skip the check: tspod fetch --insecure-options=image ${file}`],
+      });
+    }
+    signature = await readSignature(fs.readFileSync(signaturePath), `signature ${signaturePath}`);
+  }
+
+  const { store } = ctx;
+  const storeLock = await store.lockStore('shared');
+  try {
+    const read = await readAci(fs.createReadStream(file, { highWaterMark: 1 << 20 }), {
+      tmpDir: store.layout.tmp,
+      validateManifest: (bytes) => parseImageManifest(bytes, `image manifest in ${what}`),
+      what,
+    });
+    try {
+      const { manifest } = read;
+      if (request.expectedName !== undefined && manifest.name !== request.expectedName) {
+        throw new ImageFormatError(`fetch ${what}: image is named ${manifest.name}, expected ${request.expectedName}`);
+      }
+      if (request.labels !== undefined && !labelsMatch(request.labels, manifest.labels ?? [])) {
+        const wanted = request.labels.map((l) => `${l.name}=${l.value}`).join(',');
+        throw new ImageFormatError(`fetch ${what}: image ${manifest.name} does not carry the labels ${wanted}`);
+      }
+      let signer: string | null = null;
+      if (signature !== undefined) {
+        // The signature covers the file as transferred (compressed), per the appc spec.
+        const verified = await verifyDetached({
+          signature,
+          data: fs.createReadStream(file, { highWaterMark: 1 << 20 }),
+          name: manifest.name,
+          keystore: ctx.keystore,
+        });
+        signer = verified.signerFingerprint;
+      } else {
+        ctx.onWarning(`image ${manifest.name}: signature not checked (--insecure-options=image)`);
+      }
+      const committed = await store.commitImage({
+        id: read.id,
+        tmpTarPath: read.tmpTarPath,
+        size: read.size,
+        manifest,
+        manifestBytes: read.manifestBytes,
+        source: { kind: 'file', location: path.resolve(file), signer },
+      });
+      return { ...committed, signer };
+    } finally {
+      fs.rmSync(read.tmpTarPath, { force: true });
+    }
+  } finally {
+    storeLock.release();
+  }
+}

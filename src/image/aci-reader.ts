@@ -1,0 +1,250 @@
+// Reading an ACI in one streaming pass: decompress, hash the uncompressed tar with sha512 (the
+// image id, spec/aci.md "Image ID"), write it to a temp file in the store's tmp area, and parse
+// it with tar-stream to check the archive rules of spec/aci.md "Image Archives" (exactly
+// `manifest` and `rootfs/`, no duplicates, a valid manifest anywhere in the archive). The image
+// is never held in memory: entry bodies other than the manifest are drained. The caller (the
+// store) commits the temp file by rename; on any error the temp file is removed.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+
+import { extract as tarExtract, type Extract, type ExtractEvents, type Header } from 'tar-stream';
+
+import type { ImageManifest } from '../appc/types.js';
+import { ImageFormatError, TspodError } from '../errors.js';
+import { decompressStream, type ImageFormat } from './decompress.js';
+
+export const DEFAULT_MAX_MANIFEST_SIZE = 1 << 20;
+
+export interface AciReadOptions {
+  /** Where the uncompressed tar is written (the store's tmp area). */
+  tmpDir: string;
+  /** Parses and validates the manifest bytes; throws ValidationError. */
+  validateManifest: (bytes: Buffer) => ImageManifest;
+  /** Largest manifest accepted, in bytes (default 1 MiB). */
+  maxManifestSize?: number;
+  /** Called with the running total of input bytes read (compressed, as transferred). */
+  onProgress?: (bytesIn: number) => void;
+  /** Names the image in messages, e.g. the file name. */
+  what: string;
+}
+
+export interface AciReadResult {
+  /** `sha512-<128 hex>` of the uncompressed tar. */
+  id: string;
+  /** The uncompressed tar, fsynced; the caller renames it into place. */
+  tmpTarPath: string;
+  /** Uncompressed size in bytes. */
+  size: number;
+  format: ImageFormat;
+  manifest: ImageManifest;
+  manifestBytes: Buffer;
+}
+
+/** Reads, hashes, stores and validates one ACI; see the module comment. */
+export async function readAci(input: Readable, options: AciReadOptions): Promise<AciReadResult> {
+  const { what } = options;
+  const tmpTarPath = path.join(options.tmpDir, `aci-${crypto.randomBytes(8).toString('hex')}.tar`);
+  let fd: number | undefined;
+  let output: Readable | undefined;
+  try {
+    let bytesIn = 0;
+    const onProgress = options.onProgress;
+    const countInput = onProgress === undefined ? undefined : (n: number): void => onProgress((bytesIn += n));
+    const decompressed = await decompressStream(input, what, countInput === undefined ? {} : { onInput: countInput });
+    output = decompressed.output;
+    // O_EXCL: never write through a name that someone else created (or a symlink planted there).
+    fd = fs.openSync(tmpTarPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    const countTar = decompressed.format === 'tar' ? countInput : undefined;
+    const checker = new ArchiveChecker(options);
+    const hash = crypto.createHash('sha512');
+    let size = 0;
+    const ownFd = fd;
+    await pump(output, checker, (chunk) => {
+      hash.update(chunk);
+      writeAll(ownFd, chunk);
+      size += chunk.length;
+      countTar?.(chunk.length);
+    });
+    const { manifest, manifestBytes } = checker.result();
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    return { id: `sha512-${hash.digest('hex')}`, tmpTarPath, size, format: decompressed.format, manifest, manifestBytes };
+  } catch (err) {
+    output?.destroy();
+    input.destroy();
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(tmpTarPath, { force: true });
+    throw err instanceof TspodError ? err : new ImageFormatError(`read ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** fs.writeSync may write less than asked; loop until the whole chunk is on its way. */
+function writeAll(fd: number, chunk: Buffer): void {
+  let offset = 0;
+  while (offset < chunk.length) offset += fs.writeSync(fd, chunk, offset, chunk.length - offset);
+}
+
+/**
+ * Feeds every chunk of `output` to `each` and to the tar parser, honouring the parser's
+ * backpressure; resolves when both the stream and the parser finished, rejects on the first
+ * error of either.
+ */
+function pump(output: Readable, checker: ArchiveChecker, each: (chunk: Buffer) => void): Promise<void> {
+  const extract = checker.extract;
+  return new Promise<void>((resolve, reject) => {
+    let done = false;
+    const fail = (err: Error): void => {
+      if (done) return;
+      done = true;
+      extract.destroy();
+      output.destroy();
+      reject(err);
+    };
+    output.on('error', fail);
+    extract.on('error', (err: Error) => fail(checker.failure ?? checker.wrapParseError(err)));
+    extract.on('finish', () => {
+      if (done) return;
+      done = true;
+      resolve();
+    });
+    output.on('data', (chunk: Buffer) => {
+      if (done) return;
+      try {
+        each(chunk);
+      } catch (err) {
+        fail(err as Error);
+        return;
+      }
+      if (!extract.write(chunk)) {
+        output.pause();
+        extract.once('drain', () => output.resume());
+      }
+    });
+    output.on('end', () => {
+      if (!done) extract.end(undefined);
+    });
+  });
+}
+
+type EntryStream = ExtractEvents['entry'][1];
+
+/** Checks the entries of an ACI's tar as tar-stream announces them (aci/layout.go ValidateArchive). */
+class ArchiveChecker {
+  readonly extract: Extract;
+  /** The first rule violation seen, reported instead of the parser's own "destroyed" error. */
+  failure: Error | undefined;
+  private readonly seen = new Set<string>();
+  private manifest: ImageManifest | undefined;
+  private manifestBytes: Buffer | undefined;
+  private hasRootfs = false;
+  private readonly maxManifestSize: number;
+
+  constructor(private readonly options: AciReadOptions) {
+    this.maxManifestSize = options.maxManifestSize ?? DEFAULT_MAX_MANIFEST_SIZE;
+    this.extract = tarExtract();
+    this.extract.on('entry', (header, stream, next) => {
+      try {
+        this.onEntry(header, stream, next);
+      } catch (err) {
+        this.reject(err as Error);
+        stream.resume();
+      }
+    });
+  }
+
+  wrapParseError(err: Error): Error {
+    return new ImageFormatError(`read ${this.options.what}: corrupt tar archive: ${err.message.toLowerCase()}`, { cause: err });
+  }
+
+  result(): { manifest: ImageManifest; manifestBytes: Buffer } {
+    if (this.manifest === undefined || this.manifestBytes === undefined) {
+      throw this.invalid('no manifest (an ACI holds a manifest file and a rootfs directory)');
+    }
+    if (!this.hasRootfs) throw this.invalid('no rootfs directory');
+    return { manifest: this.manifest, manifestBytes: this.manifestBytes };
+  }
+
+  private reject(err: Error): void {
+    this.failure ??= err;
+    this.extract.destroy(err);
+  }
+
+  private invalid(reason: string): ImageFormatError {
+    return new ImageFormatError(`read ${this.options.what}: invalid image archive: ${reason}`);
+  }
+
+  private onEntry(header: Header, stream: EntryStream, next: (err?: Error | null) => void): void {
+    const name = normalizeEntryName(header.name);
+    if (name === '.') {
+      drain(stream, next);
+      return;
+    }
+    if (this.seen.has(name)) throw this.invalid(`duplicate entry ${JSON.stringify(name)}`);
+    this.seen.add(name);
+    if (name === 'manifest') {
+      this.readManifest(header, stream, next);
+      return;
+    }
+    if (name === 'rootfs') {
+      if (header.type !== 'directory') throw this.invalid(`rootfs is a ${header.type ?? 'file'}, not a directory`);
+      this.hasRootfs = true;
+    } else if (!name.startsWith('rootfs/')) {
+      // A string prefix test would accept "rootfsX" (a bug of aci/layout.go): require "rootfs/".
+      throw this.invalid(`entry ${JSON.stringify(header.name)} is outside rootfs/`);
+    }
+    if (header.type === 'link') {
+      const target = normalizeEntryName(header.linkname ?? '');
+      if (!target.startsWith('rootfs/')) {
+        throw this.invalid(`hard link ${JSON.stringify(header.name)} points outside rootfs/ (${JSON.stringify(header.linkname)})`);
+      }
+    }
+    drain(stream, next);
+  }
+
+  private readManifest(header: Header, stream: EntryStream, next: (err?: Error | null) => void): void {
+    if (header.type !== 'file' && header.type !== 'contiguous-file') {
+      throw this.invalid(`manifest is a ${header.type ?? 'file'}, not a regular file`);
+    }
+    const size = header.size ?? 0;
+    if (size > this.maxManifestSize) {
+      throw this.invalid(`manifest is ${size} bytes, more than the limit of ${this.maxManifestSize}`);
+    }
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: unknown) => {
+      chunks.push(chunk as Buffer);
+    });
+    stream.on('end', () => {
+      const bytes = Buffer.concat(chunks);
+      try {
+        this.manifest = this.options.validateManifest(bytes);
+      } catch (err) {
+        this.reject(
+          err instanceof TspodError
+            ? err
+            : new ImageFormatError(`read ${this.options.what}: invalid manifest: ${(err as Error).message}`, { cause: err }),
+        );
+        return;
+      }
+      this.manifestBytes = bytes;
+      next();
+    });
+  }
+}
+
+function drain(stream: EntryStream, next: () => void): void {
+  stream.on('end', () => next());
+  stream.resume();
+}
+
+/**
+ * An entry name as aci/layout.go compares it (filepath.Clean): `./rootfs/x/` is `rootfs/x`.
+ * A name that climbs out (`../x`) or is absolute stays recognisable and fails the rootfs test.
+ */
+export function normalizeEntryName(name: string): string {
+  const cleaned = path.posix.normalize(name);
+  if (cleaned === './' || cleaned === '.') return '.';
+  return cleaned.length > 1 && cleaned.endsWith('/') ? cleaned.slice(0, -1) : cleaned;
+}
