@@ -47,7 +47,7 @@ export function parseQuantity(q: string | number): number {
   }
   const [, numberPart = '', suffix = ''] = m;
   const value = Number(numberPart);
-  if (/^[eE]/.test(suffix)) {
+  if (/^[eE][+-]?[0-9]/.test(suffix)) {
     // A decimal exponent: "1e3", "5E-1". Parse it as one literal so 1e-3 stays exact in floating point.
     return Number(`${numberPart}e${suffix.slice(1)}`);
   }

@@ -108,7 +108,9 @@ function getState(): ValidatorState {
     allowUnionTypes: true,
     strict: true,
     // exec: prefixItems constrains only exec[0], later items are any strings (an open tuple)
-    strictTuple: false,
+    strictTuples: false,
+    // if/then fragments and $ref'd refinements constrain values whose type the enclosing schema checks
+    strictTypes: false,
   });
   addFormatsModule.default(ajv);
   // `ip`: an IPv4 or IPv6 address (pod ports[].hostIP; the reference code accepts both).

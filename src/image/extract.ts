@@ -89,19 +89,25 @@ const SETID_BITS = 0o6000;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+const MAX_SHOWN = 240;
+
 /** Shows raw name bytes in messages: valid UTF-8 as is, anything else as \xNN escapes. */
 function printable(raw: Buffer): string {
   let out = '';
   for (const byte of raw) {
     out += byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
   }
+  let shown = out;
   try {
     const text = utf8.decode(raw);
-    return /[\u0000-\u001f\u007f]/.test(text) ? out : text;
+    if (!/[\u0000-\u001f\u007f]/.test(text)) shown = text;
   } catch {
-    return out;
+    // not UTF-8: the escaped form
   }
+  // Names can be 4 KiB and more; messages keep the start and the end.
+  return shown.length > MAX_SHOWN ? `${shown.slice(0, MAX_SHOWN / 2)}...${shown.slice(-MAX_SHOWN / 2)}` : shown;
 }
+
 
 interface DeferredDir {
   abs: string;
@@ -130,6 +136,7 @@ class Extractor implements TarVisitor {
   /** Directories created implicitly by this extraction; an explicit entry may still claim them. */
   private readonly implicitDirs = new Set<string>();
   private readonly deferred: DeferredDir[] = [];
+  private readonly restores: DeferredDir[] = [];
   private readonly limits: ExtractLimits;
   private readonly prefix: string | undefined;
   private readonly privileged: boolean;
@@ -283,6 +290,9 @@ class Extractor implements TarVisitor {
 
   /** Directory modes, owners and mtimes, deepest first, so read-only directories did not block writes. */
   finish(): void {
+    // Earlier layers' directories made writable get their mode back first; entries of this
+    // archive for the same directories then override it.
+    for (const dir of this.restores) fs.chmodSync(dir.abs, dir.mode);
     for (let i = this.deferred.length - 1; i >= 0; i -= 1) this.applyDirMeta(this.deferred[i]!);
     if (this.rootMeta !== undefined) this.applyDirMeta(this.rootMeta);
   }
@@ -323,6 +333,11 @@ class Extractor implements TarVisitor {
     }
     if (stat?.isDirectory()) {
       this.existingDirs.add(rel);
+      if (!this.privileged && (stat.mode & 0o700) !== 0o700) {
+        // An earlier layer's read-only directory: writable while we work, its mode restored at the end.
+        fs.chmodSync(abs, (stat.mode & 0o7777) | 0o700);
+        this.restores.push({ abs, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid, mtime: stat.mtimeMs / 1000 });
+      }
       return;
     }
     if (stat !== undefined) {
@@ -410,15 +425,20 @@ class Extractor implements TarVisitor {
     const abs = this.abs(rel);
     if (this.paths.get(rel) === 'directory' && this.implicitDirs.has(rel)) {
       this.implicitDirs.delete(rel);
-    } else if (this.existingDirs.has(rel)) {
-      // a directory from an earlier layer: merged, its metadata replaced below
     } else {
-      try {
-        fs.mkdirSync(abs, WORKING_DIR_MODE);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (!this.makeRoom(rel, display, 'directory')) fs.mkdirSync(abs, WORKING_DIR_MODE);
+      let merged = this.existingDirs.has(rel);
+      if (!merged) {
+        try {
+          fs.mkdirSync(abs, WORKING_DIR_MODE);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          merged = this.makeRoom(rel, display, 'directory');
+          if (!merged) fs.mkdirSync(abs, WORKING_DIR_MODE);
+        }
       }
+      // A directory from an earlier layer is merged; its metadata is replaced at the end. Until
+      // then it must stay writable for an unprivileged extraction.
+      if (merged && !this.privileged) fs.chmodSync(abs, WORKING_DIR_MODE);
     }
     this.paths.set(rel, 'directory');
     this.existingDirs.delete(rel);
@@ -501,11 +521,12 @@ class Extractor implements TarVisitor {
 
   private createNode(rel: string, display: string, header: TarHeader, type: EntryType): void {
     const isDevice = type === 'character-device' || type === 'block-device';
+    // Parents first, so a hostile path is refused the same way with or without privileges.
+    this.ensureDir(this.parentOf(rel), display);
     if (isDevice && !this.privileged) {
       this.warn(`extract ${display}: skipped ${type} ${header.devmajor}:${header.devminor}, creating device nodes needs privileges`);
       return;
     }
-    this.ensureDir(this.parentOf(rel), display);
     const abs = this.abs(rel);
     const fileType = type === 'character-device' ? S_IFCHR : type === 'block-device' ? S_IFBLK : S_IFIFO;
     const dev = isDevice ? makedev(header.devmajor, header.devminor) : 0n;
@@ -582,8 +603,11 @@ export async function extractTar(tar: NodeJS.ReadableStream | Readable, target: 
   } catch (err) {
     extractor.abort();
     if (err instanceof TarFormatError) {
-      const name = err.entryName !== undefined ? printable(err.entryName) : extractor.entryName;
-      throw new ImageFormatError(`extract ${name ?? 'archive'}: ${err.message}`, { cause: err });
+      // Errors between entries name the archive and, for orientation, the last entry read.
+      const last = extractor.entryName;
+      const name = err.entryName !== undefined ? printable(err.entryName) : 'archive';
+      const after = err.entryName === undefined && last !== undefined ? ` (after entry ${last})` : '';
+      throw new ImageFormatError(`extract ${name}: ${err.message}${after}`, { cause: err });
     }
     throw err;
   }

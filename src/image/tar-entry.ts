@@ -157,13 +157,13 @@ export class TarReader {
     if (this.state === 'end' || (this.state === 'header' && this.carried === 0 && this.pending === undefined)) return;
     const where =
       this.state === 'body' || this.state === 'padding'
-        ? `in the body of the entry (${this.remaining + this.padding} bytes missing)`
+        ? `in the body of this entry (${this.remaining + this.padding} bytes missing)`
         : this.state === 'meta'
           ? 'in an extended header'
           : this.pending !== undefined
             ? 'after an extended header, before its entry'
             : `in a header at byte ${this.offset}`;
-    throw new TarFormatError(`archive is truncated ${where}`, this.current?.name ?? this.pending?.path);
+    throw new TarFormatError(`archive truncated ${where}`, this.current?.name ?? this.pending?.path);
   }
 
   private complete(buf: Buffer): void {

@@ -171,16 +171,26 @@ function describeKeyProblem(err: unknown): string {
  */
 export async function verifyDetached(opts: VerifyDetachedOptions): Promise<VerifiedSignature> {
   const now = opts.now ?? new Date();
-  const match = await findSigner(opts);
-  await checkKeyValidity(match, opts.name, now);
+  // We own the stream from here: listen for its errors before the first await (a file stream
+  // may fail to open meanwhile; an 'error' event without a listener would crash the process).
+  let sourceError: unknown;
+  const source = opts.data instanceof Uint8Array ? undefined : opts.data;
+  source?.on('error', (err) => (sourceError ??= err));
+  let match: SignerMatch;
+  try {
+    match = await findSigner(opts);
+    await checkKeyValidity(match, opts.name, now);
+  } catch (err) {
+    source?.destroy(); // nothing will be read: release the fd or socket
+    throw err;
+  }
   const { trusted, signingKey } = match;
   const where = `verify image ${opts.name}: signature by key ${trusted.fingerprint}`;
 
   // Our own web stream over the Node stream: a source error is recorded and the stream ended,
   // because openpgp tees the data and turns a stream error into "digest did not match" plus an
   // unhandled rejection; we report the source's error instead.
-  let sourceError: unknown;
-  const binary = opts.data instanceof Uint8Array ? opts.data : webStreamOf(opts.data, (err) => (sourceError = err));
+  const binary = source === undefined ? (opts.data as Uint8Array) : webStreamOf(source, (err) => (sourceError ??= err));
   // Only this one signature packet, so openpgp does not report the untrusted co-signers.
   const packets = new openpgp.PacketList<openpgp.SignaturePacket>();
   packets.push(match.packet);

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import type { ImageManifest } from '../../src/appc/types.js';
-import { AmbiguousError, NotFoundError } from '../../src/errors.js';
+import { NotFoundError } from '../../src/errors.js';
+import { resolveRecord, type ImageRecord } from '../../src/store/catalog.js';
 import { collectGarbage, removeImage } from '../../src/store/gc.js';
 import { tryLock } from '../../src/store/lock.js';
 import { Store } from '../../src/store/store.js';
@@ -73,10 +74,20 @@ describe('image store', () => {
     expect(store.resolveImage('example.com/app', [{ name: 'version', value: '1.0' }]).id).toBe(v1.id);
   });
 
-  it('refuses an ambiguous id prefix (sha512-) and names the candidates', async () => {
-    await add(manifestFor('example.com/a'));
-    await add(manifestFor('example.com/b'));
-    expect(() => store.resolveImage('sha512-')).toThrow(AmbiguousError);
+  it('refuses an ambiguous id prefix (sha512-ab) and names the candidates', () => {
+    const record = (hex: string): ImageRecord => ({
+      id: `sha512-${hex}`,
+      name: 'example.com/a',
+      labels: [],
+      importTime: clock.toISOString(),
+      lastUsed: clock.toISOString(),
+      size: 1,
+      source: { kind: 'file', location: '/a.aci', signer: null },
+    });
+    const records = [record(`ab1${'0'.repeat(125)}`), record(`ab2${'0'.repeat(125)}`)];
+    expect(() => resolveRecord(records, 'sha512-ab')).toThrow(/sha512-ab: id prefix is ambiguous, it matches sha512-ab10+, sha512-ab20+/);
+    expect(resolveRecord(records, 'sha512-ab2').id).toBe(records[1]!.id);
+    expect(() => resolveRecord(records, 'sha512-')).toThrow(/not a valid image id/);
   });
 
   it('reports a missing name with the stored versions and a fetch suggestion', async () => {
