@@ -5,7 +5,7 @@ import { parseInsecureOptions, type InsecureOptions } from '../fetch/insecure-op
 import { Store } from '../store/store.js';
 import { libcSyscalls } from '../sys/libc.js';
 import type { Syscalls } from '../sys/types.js';
-import { Keystore } from '../trust/keystore.js';
+import type { Keystore } from '../trust/keystore.js';
 
 export interface GlobalOptions {
   dir: string;
@@ -34,13 +34,17 @@ export class Context {
     return this.storeInstance;
   }
 
-  get keystore(): Keystore {
-    this.keystoreInstance ??= new Keystore({ systemDir: this.options.systemConfig, localDir: this.options.localConfig, sys: this.sys });
+  /** The keystore; loaded on first use because openpgp is a large module most commands never need. */
+  async keystore(): Promise<Keystore> {
+    if (this.keystoreInstance === undefined) {
+      const { Keystore: KeystoreClass } = await import('../trust/keystore.js');
+      this.keystoreInstance = new KeystoreClass({ systemDir: this.options.systemConfig, localDir: this.options.localConfig, sys: this.sys });
+    }
     return this.keystoreInstance;
   }
 
   /** What the fetch functions take. */
-  get fetchContext() {
-    return { store: this.store, keystore: this.keystore, insecure: this.insecure, onWarning: this.warn };
+  async fetchContext() {
+    return { store: this.store, keystore: await this.keystore(), insecure: this.insecure, onWarning: this.warn };
   }
 }

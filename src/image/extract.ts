@@ -121,6 +121,7 @@ interface DeferredDir {
 interface OpenFile {
   fd: number;
   abs: string;
+  rel: string;
   header: TarHeader;
 }
 
@@ -146,6 +147,13 @@ class Extractor implements TarVisitor {
   private warnedAbsolute = false;
   private warnedXattrs = false;
   private rootMeta: DeferredDir | undefined;
+  /** To skip chown(2) when the archive's owner is already the creator (the common root:root case). */
+  private readonly euid = process.geteuid?.() ?? -1;
+  private readonly egid = process.getegid?.() ?? -1;
+  /** Directories in which new entries take the directory's group (setgid, BSD semantics). */
+  private readonly setgidDirs = new Set<string>();
+  /** The process umask, read once: files are created with their mode and chmod'ed only when it interferes. */
+  private readonly umask = process.umask();
 
   constructor(
     private readonly target: string,
@@ -157,6 +165,7 @@ class Extractor implements TarVisitor {
     this.privileged = options.privileged ?? process.geteuid?.() === 0;
     this.overwrite = options.overwrite ?? false;
     this.paths.set('', 'directory');
+    if (fs.lstatSync(target).mode & 0o2000) this.setgidDirs.add('');
   }
 
   get entryName(): string | undefined {
@@ -274,7 +283,7 @@ class Extractor implements TarVisitor {
     if (file === undefined) return;
     this.file = undefined;
     try {
-      this.applyMeta(file.abs, file.header, file.fd);
+      this.applyMeta(file.abs, file.header, file.fd, file.rel);
     } finally {
       fs.closeSync(file.fd);
     }
@@ -333,6 +342,7 @@ class Extractor implements TarVisitor {
     }
     if (stat?.isDirectory()) {
       this.existingDirs.add(rel);
+      if (stat.mode & 0o2000) this.setgidDirs.add(rel);
       if (!this.privileged && (stat.mode & 0o700) !== 0o700) {
         // An earlier layer's read-only directory: writable while we work, its mode restored at the end.
         fs.chmodSync(abs, (stat.mode & 0o7777) | 0o700);
@@ -349,6 +359,8 @@ class Extractor implements TarVisitor {
     fs.mkdirSync(abs, IMPLICIT_DIR_MODE);
     this.paths.set(rel, 'directory');
     this.implicitDirs.add(rel);
+    // mkdir(2) in a setgid directory makes a setgid directory.
+    if (this.setgidDirs.has(this.parentOf(rel))) this.setgidDirs.add(rel);
   }
 
   private parentOf(rel: string): string {
@@ -397,26 +409,30 @@ class Extractor implements TarVisitor {
   }
 
   private createFile(rel: string, display: string, header: TarHeader): void {
-    this.ensureDir(this.parentOf(rel), display);
+    const parent = this.parentOf(rel);
+    this.ensureDir(parent, display);
     const abs = this.abs(rel);
+    // Created with its permission bits (the fd stays writable whatever they are); setuid/setgid
+    // come after chown, and chmod only runs when the umask or those bits require it.
+    const createMode = this.mode(header) & 0o777;
     let fd: number;
     try {
       // O_EXCL|O_NOFOLLOW: never opens what is already there, least of all through a final symlink.
-      fd = fs.openSync(abs, CREATE_FLAGS, 0o600);
+      fd = fs.openSync(abs, CREATE_FLAGS, createMode);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       this.makeRoom(rel, display, 'file');
-      fd = fs.openSync(abs, CREATE_FLAGS, 0o600);
+      fd = fs.openSync(abs, CREATE_FLAGS, createMode);
     }
     this.paths.set(rel, 'file');
     if (header.size === 0) {
       try {
-        this.applyMeta(abs, header, fd);
+        this.applyMeta(abs, header, fd, rel);
       } finally {
         fs.closeSync(fd);
       }
     } else {
-      this.file = { fd, abs, header };
+      this.file = { fd, abs, header, rel };
     }
   }
 
@@ -442,6 +458,7 @@ class Extractor implements TarVisitor {
     }
     this.paths.set(rel, 'directory');
     this.existingDirs.delete(rel);
+    if (this.setgidDirs.has(this.parentOf(rel))) this.setgidDirs.add(rel);
     this.setXattrs(abs, header, display);
     this.deferred.push(this.dirMeta(abs, header));
   }
@@ -559,16 +576,20 @@ class Extractor implements TarVisitor {
   }
 
   /** Owner, xattrs, mode, mtime of a non-directory; `fd` when the file is open. */
-  private applyMeta(abs: string, header: TarHeader, fd: number | undefined): void {
+  private applyMeta(abs: string, header: TarHeader, fd: number | undefined, rel?: string): void {
+    const mode = this.mode(header);
     if (this.privileged) {
-      if (fd === undefined) fs.lchownSync(abs, header.uid, header.gid);
-      else fs.fchownSync(fd, header.uid, header.gid);
+      // A new file belongs to the creator, with the group of a setgid parent: chown only when that differs.
+      const needChown = fd === undefined || header.uid !== this.euid || header.gid !== this.egid || rel === undefined || this.setgidDirs.has(this.parentOf(rel));
+      if (needChown) {
+        if (fd === undefined) fs.lchownSync(abs, header.uid, header.gid);
+        else fs.fchownSync(fd, header.uid, header.gid);
+      }
     }
     // xattrs after chown (chown(2) clears security.capability), mode after chown (it clears setuid).
     this.setXattrs(abs, header, this.currentName ?? abs);
-    const mode = this.mode(header);
     if (fd === undefined) fs.chmodSync(abs, mode);
-    else fs.fchmodSync(fd, mode);
+    else if ((mode & ~0o777) !== 0 || (mode & this.umask) !== 0) fs.fchmodSync(fd, mode);
     if (fd === undefined) fs.lutimesSync(abs, header.mtime, header.mtime);
     else fs.futimesSync(fd, header.mtime, header.mtime);
   }

@@ -11,6 +11,7 @@
 // expired or been revoked no longer vouches for images. Signatures dated before the key's
 // creation are refused.
 import type { Readable } from 'node:stream';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 import * as openpgp from 'openpgp';
@@ -255,6 +256,13 @@ function webStreamOf(source: Readable, onError: (err: unknown) => void): WebRead
   });
 }
 
+/**
+ * Reads openpgp's output stream to the end, discarding it. Reading it is what pulls the image
+ * through; openpgp feeds the hash from a passive clone that has NO backpressure (web-stream-tools
+ * passiveClone enqueues every chunk read here), so if this loop outran the hash, chunks would pile
+ * up in the clone's queue. After each chunk we yield a macrotask turn: the hash side is a chain
+ * of promise callbacks (microtasks), so by then it has consumed everything queued.
+ */
 async function drain(data: unknown): Promise<void> {
   if (data instanceof Uint8Array || typeof data === 'string') return;
   const stream = data as { getReader(): { read(): Promise<{ done: boolean }>; releaseLock(): void } };
@@ -262,5 +270,6 @@ async function drain(data: unknown): Promise<void> {
   for (;;) {
     const { done } = await reader.read();
     if (done) break;
+    await setImmediatePromise();
   }
 }

@@ -104,6 +104,16 @@ describe('extractTar', () => {
     expect([lnk.uid, lnk.gid]).toEqual([42, 43]);
   });
 
+  it.skipIf(!isRoot)('sets the archive group on files inside a setgid directory (needs root for chown)', async () => {
+    const target = freshDir();
+    fs.chownSync(target, 0, 4321);
+    fs.chmodSync(target, 0o2755);
+    await extract(await tarOf([{ name: 'f', uid: 0, gid: 0, content: 'x' }, { name: 'd/g', uid: 0, gid: 0, content: 'y' }]), target, { privileged: true });
+    // mkdir/open in a setgid directory take its group (4321): the archive says 0
+    expect(fs.lstatSync(path.join(target, 'f')).gid).toBe(0);
+    expect(fs.lstatSync(path.join(target, 'd/g')).gid).toBe(0);
+  });
+
   it('ignores owners and drops setuid/setgid when unprivileged', async () => {
     const target = freshDir();
     await extract(await tarOf([{ name: 'su', uid: 1000, gid: 1001, mode: 0o6755, content: 'x' }]), target, { privileged: false });

@@ -90,12 +90,13 @@ describe.skipIf(!hasGpg)('streaming verification of a large image (needs gpg)', 
       gc();
       peak = Math.max(peak, process.memoryUsage.rss());
     }, 25);
-    const v = await verifyDetached({ signature, name: 'example.com/big', keystore, data: fs.createReadStream(image, { highWaterMark: MB }) });
+    // 64 KiB chunks (fs default; undici bodies are smaller): what is in flight is a few chunks.
+    const v = await verifyDetached({ signature, name: 'example.com/big', keystore, data: fs.createReadStream(image) });
     clearInterval(sampler);
     const growthMb = (peak - baseline) / MB;
     console.log(`streaming verify of ${SIZE_MB} MB: peak RSS growth ${growthMb.toFixed(1)} MB (GC before each sample)`);
     expect(v.signerFingerprint).toBe(key.fp);
     // Buffering the image would grow RSS by at least its size.
-    expect(growthMb).toBeLessThan(SIZE_MB / 2);
+    expect(growthMb).toBeLessThan(SIZE_MB / 4);
   });
 });

@@ -205,6 +205,14 @@ describe.skipIf(!hasGpg)('verify detached signatures (needs gpg)', () => {
     }
   });
 
+  it('does not read the image when the signer is untrusted, and releases the stream', async () => {
+    const signature = await readSignature(fx.sigs.untrusted!, 'untrusted.asc');
+    const data = fs.createReadStream(fx.image);
+    await expectTrustError(verifyDetached({ signature, name: 'example.com/app', keystore: fx.keystore, data }), /untrusted key/);
+    expect(data.destroyed).toBe(true);
+    expect(data.bytesRead).toBe(0);
+  });
+
   it('reports an error of the data stream as a verification failure', async () => {
     const signature = await readSignature(fx.sigs.good!, 'good.asc');
     await expectTrustError(

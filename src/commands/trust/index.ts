@@ -29,7 +29,8 @@ export default class Trust extends TspodCommand<typeof Trust> {
 
   public async run(): Promise<TrustedKeyInfo[]> {
     const target = resolveTrustTarget({ prefix: this.flags.prefix, root: this.flags.root });
-    const { insecure, keystore } = this.context;
+    const { insecure } = this.context;
+    const keystore = await this.context.keystore();
     const sources = await loadKeySources(this.positionals, { allowHttp: insecure.http || insecure.pubkey, insecureTls: insecure.tls });
     const result = await reviewAndAddKeys({
       keystore,

@@ -13,7 +13,7 @@ export default class TrustList extends TspodCommand<typeof TrustList> {
   };
 
   public async run(): Promise<TrustedKeyInfo[]> {
-    const keys = await this.context.keystore.list();
+    const keys = await (await this.context.keystore()).list();
     this.log(
       renderTable(
         [

@@ -13,7 +13,7 @@ export default class TrustRm extends TspodCommand<typeof TrustRm> {
   static override args = { fingerprint: Args.string({ description: 'key fingerprint (or a unique prefix of 8+ hex digits)', required: true }) };
 
   public async run(): Promise<RemovedKeyInfo[]> {
-    const removed = await this.context.keystore.remove(this.args.fingerprint);
+    const removed = await (await this.context.keystore()).remove(this.args.fingerprint);
     for (const key of removed) {
       this.log(`${key.action === 'masked' ? 'masked system key' : 'removed key'} ${key.fingerprint} (${key.prefix ?? 'root'}): ${key.changedPath}`);
     }
