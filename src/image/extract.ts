@@ -91,23 +91,24 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const MAX_SHOWN = 240;
 
-/** Shows raw name bytes in messages: valid UTF-8 as is, anything else as \xNN escapes. */
+/** Shows raw name bytes in messages: valid UTF-8 as is, anything else with \xNN escapes. */
 function printable(raw: Buffer): string {
-  let out = '';
-  for (const byte of raw) {
-    out += byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
-  }
-  let shown = out;
+  let shown: string | undefined;
   try {
     const text = utf8.decode(raw);
     if (!/[\u0000-\u001f\u007f]/.test(text)) shown = text;
   } catch {
-    // not UTF-8: the escaped form
+    // not UTF-8: the escaped form below
+  }
+  if (shown === undefined) {
+    shown = '';
+    for (const byte of raw) {
+      shown += byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
+    }
   }
   // Names can be 4 KiB and more; messages keep the start and the end.
   return shown.length > MAX_SHOWN ? `${shown.slice(0, MAX_SHOWN / 2)}...${shown.slice(-MAX_SHOWN / 2)}` : shown;
 }
-
 
 interface DeferredDir {
   abs: string;
@@ -301,7 +302,14 @@ class Extractor implements TarVisitor {
   finish(): void {
     // Earlier layers' directories made writable get their mode back first; entries of this
     // archive for the same directories then override it.
-    for (const dir of this.restores) fs.chmodSync(dir.abs, dir.mode);
+    for (const dir of this.restores) {
+      try {
+        fs.chmodSync(dir.abs, dir.mode);
+      } catch (err) {
+        // replaced by an entry of this archive meanwhile
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
     for (let i = this.deferred.length - 1; i >= 0; i -= 1) this.applyDirMeta(this.deferred[i]!);
     if (this.rootMeta !== undefined) this.applyDirMeta(this.rootMeta);
   }

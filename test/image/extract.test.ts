@@ -18,7 +18,11 @@ const isRoot = process.geteuid?.() === 0;
 // tmpfs: see docs/peers.md §1 on the journal-less root ext4.
 const base = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'tspod-extract-'));
 let counter = 0;
-afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
+afterAll(() => {
+  // Read-only directories from the archives would stop a non-root rm -r.
+  execFileSync('chmod', ['-R', 'u+rwx', base]);
+  fs.rmSync(base, { recursive: true, force: true });
+});
 
 function freshDir(): string {
   counter += 1;
@@ -27,15 +31,15 @@ function freshDir(): string {
   return dir;
 }
 
-type PackEntry = tarStream.Headers & { content?: string | Buffer };
+type PackEntry = (Partial<tarStream.Header> & { name: string }) & { content?: string | Buffer };
 
 async function tarOf(entries: PackEntry[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((resolve) => pack.on('end', resolve));
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
   for (const { content, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry({ mtime: new Date(1_500_000_000_000), ...h }, content ?? '', (e) => (e ? reject(e) : resolve())));
+    await new Promise<void>((resolve, reject) => pack.entry({ ...h, mtime: h.mtime ?? new Date(1_500_000_000_000) }, content ?? '', (e) => (e ? reject(e) : resolve())));
   }
   pack.finalize();
   await done;

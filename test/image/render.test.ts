@@ -19,7 +19,10 @@ import { libcSyscalls } from '../../src/sys/index.js';
 
 const base = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'tspod-render-'));
 let counter = 0;
-afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
+afterAll(() => {
+  execFileSync('chmod', ['-R', 'u+rwx', base]);
+  fs.rmSync(base, { recursive: true, force: true });
+});
 
 function freshDir(): string {
   counter += 1;
@@ -28,15 +31,15 @@ function freshDir(): string {
   return dir;
 }
 
-type RootfsEntry = tarStream.Headers & { content?: string };
+type RootfsEntry = (Partial<tarStream.Header> & { name: string }) & { content?: string };
 
 async function aci(manifest: ImageManifest, rootfs: RootfsEntry[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((resolve) => pack.on('end', resolve));
-  const add = (h: tarStream.Headers, content: string) =>
-    new Promise<void>((resolve, reject) => pack.entry({ mtime: new Date(1_500_000_000_000), ...h }, content, (e) => (e ? reject(e) : resolve())));
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  const add = (h: (Partial<tarStream.Header> & { name: string }), content: string) =>
+    new Promise<void>((resolve, reject) => pack.entry({ ...h, mtime: h.mtime ?? new Date(1_500_000_000_000) }, content, (e) => (e ? reject(e) : resolve())));
   await add({ name: 'rootfs', type: 'directory', mode: 0o755 }, '');
   for (const { content, ...h } of rootfs) await add({ ...h, name: `rootfs/${h.name}` }, content ?? '');
   await add({ name: 'manifest' }, JSON.stringify(manifest));
@@ -307,13 +310,13 @@ describe.skipIf(actool === undefined)('ACIs built by actool (skipped: actool fro
       extract.on('entry', (h, stream, next) => {
         entries.push(h.name);
         const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('data', (c: unknown) => chunks.push(c as Buffer));
         stream.on('end', () => {
           if (h.name === 'manifest') m = JSON.parse(Buffer.concat(chunks).toString()) as ImageManifest;
           next();
         });
       });
-      await new Promise((resolve, reject) => extract.on('finish', resolve).on('error', reject).end(tar));
+      await new Promise<void>((resolve, reject) => extract.on('finish', () => resolve()).on('error', reject).end(tar));
       expect(entries.at(-1)).toBe('manifest'); // actool writes the manifest last
       s.add(tar, m!);
     }

@@ -42,8 +42,7 @@ export default class Trust extends TspodCommand<typeof Trust> {
       output: process.stderr,
       isTTY: process.stdin.isTTY === true && process.stderr.isTTY === true,
     });
-    for (const key of result.added) this.log(`trusted key ${key.fingerprint} for ${key.prefix ?? 'all images (root)'}: ${key.path}`);
-    for (const fp of result.declined) this.log(`not trusted: ${fp}`);
+    // The review has already told the user, on stderr, what was added or declined.
     return result.added;
   }
 }
