@@ -47,6 +47,7 @@ export async function readAci(input: Readable, options: AciReadOptions): Promise
   const { what } = options;
   const tmpTarPath = path.join(options.tmpDir, `aci-${crypto.randomBytes(8).toString('hex')}.tar`);
   let fd: number | undefined;
+  let created = false;
   let output: Readable | undefined;
   try {
     let bytesIn = 0;
@@ -56,6 +57,7 @@ export async function readAci(input: Readable, options: AciReadOptions): Promise
     output = decompressed.output;
     // O_EXCL: never write through a name that someone else created (or a symlink planted there).
     fd = fs.openSync(tmpTarPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    created = true;
     const countTar = decompressed.format === 'tar' ? countInput : undefined;
     const checker = new ArchiveChecker(options);
     const hash = crypto.createHash('sha512');
@@ -76,7 +78,8 @@ export async function readAci(input: Readable, options: AciReadOptions): Promise
     output?.destroy();
     input.destroy();
     if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmpTarPath, { force: true });
+    // Only a file this call created: after EEXIST the name belongs to someone else.
+    if (created) fs.rmSync(tmpTarPath, { force: true });
     throw err instanceof TspodError ? err : new ImageFormatError(`read ${what}: ${(err as Error).message}`, { cause: err });
   }
 }
@@ -181,6 +184,9 @@ class ArchiveChecker {
     this.maxManifestSize = options.maxManifestSize ?? DEFAULT_MAX_MANIFEST_SIZE;
     this.extract = tarExtract();
     this.extract.on('entry', (header, stream, next) => {
+      // A failure of the archive destroys the current entry's stream with the same error, which
+      // is reported once through the extractor: without a listener it would be uncaught.
+      stream.on('error', () => {});
       try {
         this.onEntry(header, stream, next);
       } catch (err) {

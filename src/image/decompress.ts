@@ -63,14 +63,8 @@ export async function decompressStream(
     const detail = head.length === 0 ? 'empty file' : 'not tar, gzip, bzip2 or xz';
     throw new ImageFormatError(`read ${what}: unknown image format (${detail})`);
   }
-  // Put the peeked bytes back; after 'end' unshift is not allowed, so replay them instead.
-  let source: Readable;
-  if (ended) {
-    source = Readable.from([head]);
-  } else {
-    input.unshift(head);
-    source = input;
-  }
+  // peek() put the bytes back unless the input already ended: then replay them.
+  const source = ended ? Readable.from([head]) : input;
   if (format === 'tar') return { format, output: source };
   if (options.onInput !== undefined) {
     const onInput = options.onInput;
@@ -85,7 +79,11 @@ interface Peeked {
   ended: boolean;
 }
 
-/** Reads at least `size` bytes (or everything, if shorter) in paused mode. */
+/**
+ * Reads at least `size` bytes (or everything, if shorter) in paused mode and puts them back with
+ * unshift() in the same tick: read() may already have scheduled 'end' for a short stream, and
+ * the unshifted bytes are what keeps 'end' from being emitted before they are consumed.
+ */
 function peek(input: Readable, size: number): Promise<Peeked> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -97,7 +95,9 @@ function peek(input: Readable, size: number): Promise<Peeked> {
     };
     const done = (ended: boolean): void => {
       cleanup();
-      resolve({ head: Buffer.concat(chunks, length), ended });
+      const head = Buffer.concat(chunks, length);
+      if (!ended) input.unshift(head);
+      resolve({ head, ended });
     };
     const onReadable = (): void => {
       let chunk: Buffer | null;

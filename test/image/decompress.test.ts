@@ -92,6 +92,13 @@ describe('decompressStream', () => {
     expect(out.toString()).toBe('hi\n');
   });
 
+  it('keeps a plain tar that arrives as one chunk and then ends (no early end event)', async () => {
+    const small = TAR.subarray(0, 3072);
+    const { format, output } = await decompressStream(Readable.from([small]), 'small.aci');
+    expect(format).toBe('tar');
+    expect((await collect(output)).equals(small)).toBe(true);
+  });
+
   it('reports the compressed input size through onInput', async () => {
     let total = 0;
     const { output } = await decompressStream(chunked(INPUTS.gzip), 'test.aci', { onInput: (n) => (total += n) });
