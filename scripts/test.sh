@@ -6,7 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 log=$(mktemp)
-npx vitest run "$@" 2>&1 | tee "$log"
+# A test stuck in a synchronous call cannot be timed out by vitest itself: bound the whole run.
+timeout --kill-after=30 1500 npx vitest run "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 rm -f "$log"

@@ -25,12 +25,12 @@
 // - a known key whose value is null counts as absent (rkt writes `"volumes": null`).
 
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 
 import { ValidationError } from '../errors.js';
 import { checkOsArch } from './labels.js';
@@ -39,7 +39,7 @@ import type { ImageManifest, PodManifest } from './types.js';
 /** The tspod documents (not appc manifests) that have a schema in schemas/. */
 export const DOCUMENT_SCHEMAS = ['image-record', 'image-list', 'trust-list'] as const;
 export type DocumentSchemaName = (typeof DOCUMENT_SCHEMAS)[number];
-type SchemaName = 'image-manifest' | 'pod-manifest' | DocumentSchemaName;
+export type SchemaName = 'image-manifest' | 'pod-manifest' | DocumentSchemaName;
 
 const SCHEMA_FILES = ['appc-types', 'image-manifest', 'pod-manifest', ...DOCUMENT_SCHEMAS] as const;
 const SCHEMA_ID_BASE = 'https://tspod.dev/schemas/';
@@ -72,12 +72,7 @@ const CONFLICTING_ISOLATORS: readonly (readonly [string, string])[] = [
 // ---------------------------------------------------------------------------------------------
 // Schema loading and compilation (once per process)
 
-interface ValidatorState {
-  ajv: Ajv2020;
-  validators: Map<SchemaName, ValidateFunction>;
-}
-
-let state: ValidatorState | undefined;
+let validators: Map<SchemaName, ValidateFunction> | undefined;
 let compileCount = 0;
 
 /** How many schemas this process has compiled; stays at one per schema however often we validate. */
@@ -100,9 +95,20 @@ export function schemasDir(): string {
   return join(packageRoot(), 'schemas');
 }
 
-function getState(): ValidatorState {
-  if (state !== undefined) return state;
-  const ajv = new Ajv2020({
+/** The schemas that get a validator (appc-types is only referenced by the others). */
+export const VALIDATED_SCHEMAS: readonly SchemaName[] = ['image-manifest', 'pod-manifest', ...DOCUMENT_SCHEMAS];
+
+/**
+ * The one Ajv configuration, with every schema of schemas/ added. Used to compile at run time
+ * and, by scripts/compile-schemas.mjs at build time, to generate the standalone validators.
+ * `code` is Ajv's code-generation option (set only for the standalone build).
+ */
+export function createAjv(code?: Ajv2020['opts']['code']): Ajv2020 {
+  // Loaded here, not at the top: with the generated validators the CLI never needs Ajv itself.
+  const require = createRequire(import.meta.url);
+  const { Ajv2020: AjvClass } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+  const addFormats = require('ajv-formats') as typeof import('ajv-formats').default;
+  const ajv = new AjvClass({
     allErrors: true,
     verbose: true, // errors carry parentSchema, which is where our `x-message` texts live
     allowUnionTypes: true,
@@ -111,30 +117,57 @@ function getState(): ValidatorState {
     strictTuples: false,
     // if/then fragments and $ref'd refinements constrain values whose type the enclosing schema checks
     strictTypes: false,
+    ...(code === undefined ? {} : { code }),
   });
-  addFormatsModule.default(ajv);
+  addFormats(ajv);
   // `ip`: an IPv4 or IPv6 address (pod ports[].hostIP; the reference code accepts both).
-  ajv.addFormat('ip', (s: string) => isIP(s) !== 0);
+  ajv.addFormat('ip', isIpAddress);
   // `x-message`: tspod's annotation holding the problem text reported when that subschema fails.
   ajv.addKeyword({ keyword: 'x-message', schemaType: 'string' });
   const dir = schemasDir();
   for (const file of SCHEMA_FILES) {
     ajv.addSchema(JSON.parse(readFileSync(join(dir, `${file}.json`), 'utf8')) as object);
   }
-  state = { ajv, validators: new Map() };
-  return state;
+  return ajv;
+}
+
+export function isIpAddress(s: string): boolean {
+  return isIP(s) !== 0;
+}
+
+export function schemaUri(name: SchemaName): string {
+  return `${SCHEMA_ID_BASE}${name}.json`;
+}
+
+/** The file `npm run build` generates beside the compiled validate.js (see scripts/compile-schemas.mjs). */
+export const STANDALONE_VALIDATORS = 'validators.generated.cjs';
+
+/**
+ * Validators: the standalone ones generated at build time when present (no schema compilation
+ * at start-up: Ajv's compile costs ~100 ms, a third of a CLI command), otherwise compiled here,
+ * once per process (the TypeScript sources under test have no generated module beside them).
+ */
+function loadValidators(): Map<SchemaName, ValidateFunction> {
+  if (validators !== undefined) return validators;
+  const generated = join(dirname(fileURLToPath(import.meta.url)), STANDALONE_VALIDATORS);
+  if (existsSync(generated)) {
+    const mod = createRequire(import.meta.url)(generated) as Record<string, ValidateFunction>;
+    validators = new Map(VALIDATED_SCHEMAS.map((name) => [name, mod[name]!]));
+    return validators;
+  }
+  const ajv = createAjv();
+  validators = new Map();
+  for (const name of VALIDATED_SCHEMAS) {
+    const v = ajv.getSchema(schemaUri(name));
+    if (v === undefined) throw new Error(`schema ${name}.json is not loaded`);
+    compileCount += 1;
+    validators.set(name, v);
+  }
+  return validators;
 }
 
 function getValidator(name: SchemaName): ValidateFunction {
-  const s = getState();
-  let v = s.validators.get(name);
-  if (v === undefined) {
-    v = s.ajv.getSchema(`${SCHEMA_ID_BASE}${name}.json`);
-    if (v === undefined) throw new Error(`schema ${name}.json is not loaded`);
-    compileCount += 1;
-    s.validators.set(name, v);
-  }
-  return v;
+  return loadValidators().get(name)!;
 }
 
 // ---------------------------------------------------------------------------------------------

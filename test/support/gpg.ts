@@ -56,6 +56,8 @@ export class GpgHome {
     return execFileSync('gpg', [...base, ...args], {
       input: opts.input,
       stdio: ['pipe', 'pipe', 'pipe'],
+      // A gpg waiting on its agent would block the test worker (and vitest's own timeouts).
+      timeout: 60_000,
       env: { ...process.env, GNUPGHOME: this.home },
     });
   }
