@@ -12,7 +12,7 @@ export type TestEntry = string | { type: 'directory' } | { type: 'symlink'; targ
 export async function makeAciTar(manifest: ImageManifest, files: Record<string, TestEntry> = {}): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
   const done = new Promise<void>((resolve, reject) => {
     pack.on('end', resolve);
     pack.on('error', reject);
