@@ -14,6 +14,8 @@ interface ManifestCommand {
   flags: Record<string, unknown>;
   args: Record<string, unknown>;
   summary?: string;
+  examples?: string[];
+  pluginName?: string;
 }
 
 function compiledCommandIds(): string[] {
@@ -46,6 +48,13 @@ describe('oclif.manifest.json', () => {
       expect(Object.keys(manifest.commands[id]!.flags).sort(), `flags of ${id}`).toEqual(flags);
       expect(Object.keys(manifest.commands[id]!.args).sort(), `args of ${id}`).toEqual(Object.keys(cmd.args ?? {}).sort());
       expect(manifest.commands[id]!.summary, `summary of ${id}`).toBe(cmd.summary);
+    }
+  });
+
+  it('gives every tspod command a summary and at least one example for --help', () => {
+    for (const id of compiledCommandIds()) {
+      expect(manifest.commands[id]!.summary, id).toBeTruthy();
+      expect(manifest.commands[id]!.examples?.length ?? 0, `examples of ${id}`).toBeGreaterThan(0);
     }
   });
 });

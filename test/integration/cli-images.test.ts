@@ -160,9 +160,26 @@ describe.skipIf(skip)(`tspod fetch / image / trust end to end (${reason})`, () =
     expect(env.run(['fetch', acis.demo!]).status).toBe(254);
   });
 
+  it('refuses a truncated gzip ACI with exit 254; --debug adds the cause chain', () => {
+    const truncated = path.join(env.base, 'truncated.aci');
+    const bytes = fs.readFileSync(acis.demo!);
+    fs.writeFileSync(truncated, bytes.subarray(0, bytes.length >> 1));
+    const plain = env.run(['fetch', '--insecure-options=image', truncated]);
+    expect(plain.status).toBe(254);
+    expect(plain.stderr).toMatch(/^tspod: read .*truncated\.aci: corrupt gzip data/m);
+    expect(plain.stderr).not.toMatch(/caused by/);
+    const debug = env.run(['fetch', '--debug', '--insecure-options=image', truncated]);
+    expect(debug.status).toBe(254);
+    expect(debug.stderr).toMatch(/caused by: /);
+    expect(fs.readdirSync(path.join(env.dir, 'cas', 'tmp'))).toEqual([]);
+  });
+
   it('prints errors as JSON with --json, exit code 254', () => {
-    const result = env.run(['image', 'cat-manifest', 'sha512-ffff', '--json']);
+    const result = env.run(['image', 'rm', 'sha512-ffff', '--json']);
     expect(result.status).toBe(254);
+    expect(JSON.parse(result.stdout)).toEqual({
+      error: expect.objectContaining({ name: 'NotFoundError', exitCode: 254, message: expect.stringMatching(/sha512-ffff: no image with this id/) }),
+    });
   });
 });
 

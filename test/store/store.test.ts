@@ -156,6 +156,26 @@ describe('rendered trees', () => {
   });
 });
 
+describe('concurrent render and removal', () => {
+  it('a render racing an image rm either completes whole or fails cleanly; nothing half-made stays', async () => {
+    const files: Record<string, TestEntry> = {};
+    for (let i = 0; i < 300; i++) files[`f${i}`] = 'x'.repeat(4096);
+    const { id } = await add(manifestFor('example.com/app'), files);
+    const [render, removal] = await Promise.allSettled([renderTree(store, id), removeImage(store, id)]);
+    expect(removal.status).toBe('fulfilled');
+    if (render.status === 'fulfilled') {
+      // The render won the image lock first: its tree is complete (or was removed whole by rm).
+      const rootfs = render.value.rootfs;
+      if (fs.existsSync(rootfs)) expect(fs.readdirSync(rootfs)).toHaveLength(300);
+    } else {
+      expect(String(render.reason)).toMatch(/not in the store|missing from the store/);
+    }
+    await collectGarbage(store, { gracePeriodMs: 0 });
+    expect(fs.readdirSync(store.layout.trees)).toEqual([]);
+    expect(store.listImages()).toEqual([]);
+  });
+});
+
 describe('image gc', () => {
   it('removes images unused past the grace period and keeps recent ones', async () => {
     const old = await add(manifestFor('example.com/old'));
