@@ -1,0 +1,69 @@
+// The stage0 -> stage1 contract, versioned. stage0 (the tspod CLI) imports only this file from
+// stage1/. It fixes how stage1 is invoked, what it finds in the pod directory and what it writes
+// back there for `list`, `status`, `enter`, `stop` and `gc` to read without a daemon.
+// Documented in stage1/README.md; bump STAGE1_INTERFACE_VERSION on any incompatible change.
+
+export const STAGE1_INTERFACE_VERSION = 1;
+
+/** Environment variable holding the fd of the pod directory, locked (flock LOCK_EX) by stage0. */
+export const ENV_LOCK_FD = 'TSPOD_LOCK_FD';
+
+/** Files stage0 writes into the pod directory before handing over to stage1. */
+export const POD_FILES = {
+  /** The reified pod manifest (schemas/pod-manifest.json). */
+  manifest: 'pod',
+  /** Created empty when the pod directory is made; its mtime is the pod's creation time. */
+  created: 'pod-created',
+  /** Run options not in the manifest (schemas/run-options.json): net, dns, hostname, ... */
+  runOptions: 'run-options.json',
+  /** Per app: `apps/<name>/tree` (rendered tree id) and `apps/<name>/image-manifest`. */
+  appsDir: 'apps',
+} as const;
+
+/** Files stage1 writes back (relative to the pod directory). */
+export const STAGE1_FILES = {
+  /** Decimal PID (host pid namespace) of the pod's PID 1; written once namespaces exist. Its mtime is the start time. */
+  pid: 'pid',
+  /** The pod's cgroup path, relative to each hierarchy root; written before `pid`. */
+  cgroup: 'cgroup',
+  /** Directory of per-app files: `<app>.created`, `<app>.started` (empty, mtime = time), `<app>` (exit status, decimal). */
+  statusDir: 'status',
+  /** Created (empty) when every app has started: `status --wait-ready`. */
+  ready: 'ready',
+  /** The pod's root (mount point of the apps' rootfs trees), for `enter` and gc. */
+  rootDir: 'root',
+} as const;
+
+/** How stage0 names the stage1 entry points (relative to the package's dist/stage1/). */
+export const STAGE1_ENTRYPOINTS = {
+  run: 'run.js',
+  enter: 'enter.js',
+  stop: 'stop.js',
+  gc: 'gc.js',
+} as const;
+
+export type NetMode = { kind: 'host' } | { kind: 'none' } | { kind: 'default' } | { kind: 'named'; names: string[] };
+
+/** `run-options.json`: what `tspod run`/`run-prepared` flags tell stage1 beyond the manifest. */
+export interface RunOptions {
+  interfaceVersion: number;
+  net: NetMode;
+  hostname?: string;
+  dns?: { servers: string[]; search: string[]; options: string[]; domain?: string };
+  /** Give the terminal to the (single) app. */
+  interactive: boolean;
+  /** Register with the metadata service (appc MDS). */
+  mdsRegister: boolean;
+  /** Milliseconds between SIGTERM and SIGKILL when the pod is stopped. */
+  stopTimeoutMs: number;
+  /** Environment of `tspod run` passed to the apps (--inherit-env), lowest precedence. */
+  inheritedEnv?: Record<string, string>;
+  /** Apps' environment from --set-env-file / --set-env, applied over the image's. */
+  extraEnv?: Record<string, string>;
+  debug: boolean;
+}
+
+/** Exit status stage1 records for an app killed by a signal: 128 + signal number, as shells do. */
+export function exitStatusForSignal(signal: number): number {
+  return 128 + signal;
+}
