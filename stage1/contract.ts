@@ -56,10 +56,12 @@ export interface RunOptions {
   mdsRegister: boolean;
   /** Milliseconds between SIGTERM and SIGKILL when the pod is stopped. */
   stopTimeoutMs: number;
-  /** Environment of `tspod run` passed to the apps (--inherit-env), lowest precedence. */
+  /**
+   * Environment of `tspod run` passed to the apps (--inherit-env), lowest precedence. Everything
+   * else (image, --set-env-file, --set-env, --environment) is already in each app's
+   * `environment` in the pod manifest.
+   */
   inheritedEnv?: Record<string, string>;
-  /** Apps' environment from --set-env-file / --set-env, applied over the image's. */
-  extraEnv?: Record<string, string>;
   debug: boolean;
 }
 
