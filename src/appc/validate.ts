@@ -37,7 +37,7 @@ import { checkOsArch } from './labels.js';
 import type { ImageManifest, PodManifest } from './types.js';
 
 /** The tspod documents (not appc manifests) that have a schema in schemas/. */
-export const DOCUMENT_SCHEMAS = ['image-record', 'image-list', 'trust-list'] as const;
+export const DOCUMENT_SCHEMAS = ['image-record', 'image-list', 'trust-list', 'pod-list', 'pod-status'] as const;
 export type DocumentSchemaName = (typeof DOCUMENT_SCHEMAS)[number];
 export type SchemaName = 'image-manifest' | 'pod-manifest' | DocumentSchemaName;
 
