@@ -1,6 +1,19 @@
 // A recording fake of Syscalls for unit tests of logic: every call is appended to `calls`;
-// behaviour per call can be scripted with `fail` (throw a SyscallError with an errno).
-import { SyscallError, type Syscalls } from './types.js';
+// behaviour per call can be scripted with `fail` (throw a SyscallError with an errno). It never
+// touches the kernel: execve records the call, then throws RecordedExecve (execve cannot return).
+import { CAP_DATA_V3_SIZE, PR_CAPBSET_DROP, PR_CAPBSET_READ, SyscallError, type Syscalls } from './types.js';
+
+/** Thrown by the fake's execve, in place of the new program image. */
+export class RecordedExecve extends Error {
+  constructor(
+    readonly path: string,
+    readonly argv: readonly string[],
+    readonly envp: readonly string[],
+  ) {
+    super(`execve ${path} (recorded)`);
+    this.name = 'RecordedExecve';
+  }
+}
 
 export interface RecordedCall {
   syscall: keyof Syscalls;
@@ -11,6 +24,12 @@ export class RecordingSyscalls implements Syscalls {
   readonly calls: RecordedCall[] = [];
   private readonly failures = new Map<string, number>();
   private readonly xattrs = new Map<string, Buffer>();
+  /** Highest capability number the fake kernel knows: PR_CAPBSET_READ/DROP above it fail with EINVAL, as prctl(2) says. */
+  capLastCap = 40;
+  /** What capget returns (24 bytes, v3 layout). */
+  capData: Buffer = Buffer.alloc(CAP_DATA_V3_SIZE);
+  /** Scripted waitpid results, consumed in order; undefined when empty (WNOHANG, nothing to reap). */
+  readonly waitResults: { pid: number; status: number }[] = [];
 
   /** The next calls of `syscall` fail with `errno` (until `fail` is called with undefined). */
   fail(syscall: keyof Syscalls, errno: number | undefined): void {
@@ -43,5 +62,79 @@ export class RecordingSyscalls implements Syscalls {
   }
   fsyncPath(path: string): void {
     this.record('fsyncPath', [path], path);
+  }
+  unshare(flags: number): void {
+    this.record('unshare', [flags]);
+  }
+  setns(fd: number, nstype: number): void {
+    this.record('setns', [fd, nstype]);
+  }
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
+    this.record('mount', [source, target, fstype, flags, data], target);
+  }
+  umount2(target: string, flags: number): void {
+    this.record('umount2', [target, flags], target);
+  }
+  pivotRoot(newRoot: string, putOld: string): void {
+    this.record('pivotRoot', [newRoot, putOld], newRoot);
+  }
+  chroot(path: string): void {
+    this.record('chroot', [path], path);
+  }
+  chdir(path: string): void {
+    this.record('chdir', [path], path);
+  }
+  sethostname(name: string): void {
+    this.record('sethostname', [name]);
+  }
+  setresuid(ruid: number, euid: number, suid: number): void {
+    this.record('setresuid', [ruid, euid, suid]);
+  }
+  setresgid(rgid: number, egid: number, sgid: number): void {
+    this.record('setresgid', [rgid, egid, sgid]);
+  }
+  setgroups(gids: readonly number[]): void {
+    this.record('setgroups', [[...gids]]);
+  }
+  capget(pid: number): Buffer {
+    this.record('capget', [pid]);
+    return Buffer.from(this.capData);
+  }
+  capset(data: Buffer): void {
+    this.record('capset', [Buffer.from(data)]);
+  }
+  prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
+    this.record('prctl', [option, arg2, arg3, arg4, arg5]);
+    if ((option === PR_CAPBSET_READ || option === PR_CAPBSET_DROP) && arg2 > this.capLastCap) {
+      throw new SyscallError('prctl', 22 /* EINVAL */);
+    }
+    return option === PR_CAPBSET_READ ? 1 : 0;
+  }
+  seccompSetFilter(program: Buffer): void {
+    this.record('seccompSetFilter', [Buffer.from(program)]);
+  }
+  fcntlSetCloexec(fd: number, on: boolean): void {
+    this.record('fcntlSetCloexec', [fd, on]);
+  }
+  execve(path: string, argv: readonly string[], envp: readonly string[]): never {
+    this.record('execve', [path, [...argv], [...envp]], path);
+    throw new RecordedExecve(path, [...argv], [...envp]);
+  }
+  getpid(): number {
+    this.record('getpid', []);
+    return process.pid;
+  }
+  kill(pid: number, signal: number): void {
+    this.record('kill', [pid, signal]);
+  }
+  waitpid(pid: number, options: number): { pid: number; status: number } | undefined {
+    this.record('waitpid', [pid, options]);
+    return this.waitResults.shift();
+  }
+  setpgid(pid: number, pgid: number): void {
+    this.record('setpgid', [pid, pgid]);
+  }
+  ioctlSetCtty(fd: number, steal: boolean): void {
+    this.record('ioctlSetCtty', [fd, steal]);
   }
 }

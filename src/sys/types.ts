@@ -28,6 +28,112 @@ export function makedev(major: number, minor: number): bigint {
   return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
 }
 
+// unshare(2), setns(2), clone(2) (linux/sched.h)
+export const CLONE_NEWTIME = 0x00000080;
+export const CLONE_FS = 0x00000200;
+export const CLONE_FILES = 0x00000400;
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_SYSVSEM = 0x00040000;
+export const CLONE_NEWCGROUP = 0x02000000;
+export const CLONE_NEWUTS = 0x04000000;
+export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWNET = 0x40000000;
+
+// mount(2) flags (linux/mount.h)
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+export const MS_SYNCHRONOUS = 16;
+export const MS_REMOUNT = 32;
+export const MS_MANDLOCK = 64;
+export const MS_DIRSYNC = 128;
+export const MS_NOSYMFOLLOW = 256;
+export const MS_NOATIME = 1024;
+export const MS_NODIRATIME = 2048;
+export const MS_BIND = 4096;
+export const MS_MOVE = 8192;
+export const MS_REC = 16384;
+export const MS_SILENT = 32768;
+export const MS_POSIXACL = 1 << 16;
+export const MS_UNBINDABLE = 1 << 17;
+export const MS_PRIVATE = 1 << 18;
+export const MS_SLAVE = 1 << 19;
+export const MS_SHARED = 1 << 20;
+export const MS_RELATIME = 1 << 21;
+export const MS_STRICTATIME = 1 << 24;
+export const MS_LAZYTIME = 1 << 25;
+
+// umount2(2)
+export const MNT_FORCE = 1;
+export const MNT_DETACH = 2;
+export const MNT_EXPIRE = 4;
+export const UMOUNT_NOFOLLOW = 8;
+
+// prctl(2) options (linux/prctl.h)
+export const PR_SET_PDEATHSIG = 1;
+export const PR_GET_PDEATHSIG = 2;
+export const PR_GET_KEEPCAPS = 7;
+export const PR_SET_KEEPCAPS = 8;
+export const PR_SET_NAME = 15;
+export const PR_GET_SECCOMP = 21;
+export const PR_SET_SECCOMP = 22;
+export const PR_CAPBSET_READ = 23;
+export const PR_CAPBSET_DROP = 24;
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_SET_NO_NEW_PRIVS = 38;
+export const PR_GET_NO_NEW_PRIVS = 39;
+export const PR_CAP_AMBIENT = 47;
+export const PR_CAP_AMBIENT_IS_SET = 1;
+export const PR_CAP_AMBIENT_RAISE = 2;
+export const PR_CAP_AMBIENT_LOWER = 3;
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+
+// seccomp(2) (linux/seccomp.h)
+export const SECCOMP_MODE_DISABLED = 0;
+export const SECCOMP_MODE_STRICT = 1;
+export const SECCOMP_MODE_FILTER = 2;
+export const SECCOMP_SET_MODE_STRICT = 0;
+export const SECCOMP_SET_MODE_FILTER = 1;
+export const SECCOMP_FILTER_FLAG_TSYNC = 1;
+
+// capget(2)/capset(2) (linux/capability.h)
+export const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+/** Bytes of the v3 data argument: two `struct __user_cap_data_struct` of three u32 each. */
+export const CAP_DATA_V3_SIZE = 24;
+
+// fcntl(2)
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const FD_CLOEXEC = 1;
+
+// waitpid(2)
+export const WNOHANG = 1;
+export const WUNTRACED = 2;
+export const WCONTINUED = 8;
+
+// ioctl_tty(2) (asm-generic/ioctls.h, x86_64 and aarch64 alike)
+export const TIOCSCTTY = 0x540e;
+
+/** wait(2) status macros, as glibc's bits/waitstatus.h defines them. */
+export function WIFEXITED(status: number): boolean {
+  return (status & 0x7f) === 0;
+}
+export function WEXITSTATUS(status: number): number {
+  return (status >> 8) & 0xff;
+}
+export function WIFSIGNALED(status: number): boolean {
+  return ((status & 0x7f) + 1) >> 1 > 0 && (status & 0x7f) !== 0x7f;
+}
+export function WTERMSIG(status: number): number {
+  return status & 0x7f;
+}
+export function WIFSTOPPED(status: number): boolean {
+  return (status & 0xff) === 0x7f;
+}
+
 export class SyscallError extends TspodError {
   readonly syscall: string;
   readonly errno: number;
@@ -89,4 +195,57 @@ export interface Syscalls {
   renameat2(oldPath: string, newPath: string, flags: number): void;
   /** fsync(2) of a file or directory by path (directories make renames in them durable). */
   fsyncPath(path: string): void;
+
+  /** unshare(2) with CLONE_* flags. In Node this moves only the calling thread (docs/linux-from-node.md). */
+  unshare(flags: number): void;
+  /** setns(2): join the namespace `fd` refers to; `nstype` is a CLONE_NEW* flag or 0. */
+  setns(fd: number, nstype: number): void;
+  /** mount(2); `source`, `fstype` and `data` may be null (a bind or propagation change). */
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  /** umount2(2) with MNT_* flags. */
+  umount2(target: string, flags: number): void;
+  /** pivot_root(2), through syscall(2): glibc has no wrapper. */
+  pivotRoot(newRoot: string, putOld: string): void;
+  /** chroot(2): calling thread only once it has its own fs_struct (unshare(CLONE_FS)). */
+  chroot(path: string): void;
+  /** chdir(2), in the calling thread's fs_struct. */
+  chdir(path: string): void;
+  /** sethostname(2) in the calling thread's UTS namespace. */
+  sethostname(name: string): void;
+  /**
+   * setresuid(2) as the RAW syscall: the calling thread only. glibc's setresuid() wrapper makes
+   * every thread of the process change credentials (nptl's SIGSETXID broadcast, POSIX's
+   * process-wide credentials), which in Node would change the libuv and V8 threads too.
+   * -1 keeps an id unchanged.
+   */
+  setresuid(ruid: number, euid: number, suid: number): void;
+  /** setresgid(2) as the RAW per-thread syscall (see setresuid for why). */
+  setresgid(rgid: number, egid: number, sgid: number): void;
+  /** setgroups(2) as the RAW per-thread syscall (glibc's wrapper also broadcasts via SIGSETXID). */
+  setgroups(gids: readonly number[]): void;
+  /** capget(2), v3, for `pid` (0 = the calling thread): the 24 data bytes (two u32 triples effective, permitted, inheritable). */
+  capget(pid: number): Buffer;
+  /** capset(2), v3, for the calling thread: `data` is the 24 bytes `capDataBuffer` builds. */
+  capset(data: Buffer): void;
+  /** prctl(2); returns the call's non-negative result (PR_CAPBSET_READ, PR_GET_*). */
+  prctl(option: number, arg2?: number, arg3?: number, arg4?: number, arg5?: number): number;
+  /**
+   * seccomp(2) SECCOMP_SET_MODE_FILTER with `program` = a `struct sock_filter` array (8 bytes
+   * each). Calling thread only (no SECCOMP_FILTER_FLAG_TSYNC). Needs no_new_privs or CAP_SYS_ADMIN.
+   */
+  seccompSetFilter(program: Buffer): void;
+  /** fcntl(2) F_SETFD: set or clear FD_CLOEXEC on `fd`. */
+  fcntlSetCloexec(fd: number, on: boolean): void;
+  /** execve(2): replaces the process image with the calling thread's attributes; returns only by throwing. */
+  execve(path: string, argv: readonly string[], envp: readonly string[]): never;
+  /** getpid(2). */
+  getpid(): number;
+  /** kill(2). */
+  kill(pid: number, signal: number): void;
+  /** waitpid(2); with WNOHANG, undefined when no child has changed state yet. Decode status with WIFEXITED/WEXITSTATUS/WTERMSIG. */
+  waitpid(pid: number, options: number): { pid: number; status: number } | undefined;
+  /** setpgid(2). */
+  setpgid(pid: number, pgid: number): void;
+  /** ioctl(fd, TIOCSCTTY, steal): make the terminal on `fd` the controlling terminal of this session. */
+  ioctlSetCtty(fd: number, steal: boolean): void;
 }
