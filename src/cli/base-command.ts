@@ -4,7 +4,7 @@
 // with its code, 254 for tspod's own failures.
 import { Command, Flags, type Interfaces } from '@oclif/core';
 
-import { describeCauseChain, EXIT_TSPOD_FAILURE, TspodError } from '../errors.js';
+import { describeCauseChain, EXIT_TSPOD_FAILURE, TspodError, UsageError } from '../errors.js';
 import { INSECURE_OPTIONS } from '../fetch/insecure-options.js';
 import { Context } from './context.js';
 
@@ -45,8 +45,22 @@ export abstract class TspodCommand<T extends typeof Command> extends Command {
   protected positionals: string[] = [];
   private contextInstance: Context | undefined;
 
+  /**
+   * Commands with their own argument grammar (`run`, `prepare`: rkt's positional per-app flags)
+   * set this: only the global flags are taken out of argv (anywhere but inside an app's
+   * `-- ... ---` arguments), and the rest is left in `positionals` for the command to parse.
+   */
+  static rawArgv = false;
+
   public override async init(): Promise<void> {
     await super.init();
+    if ((this.ctor as typeof TspodCommand).rawArgv) {
+      const { flags, rest } = takeGlobalFlags(this.argv);
+      this.flags = flags as TspodFlags<T>;
+      this.args = {} as TspodArgs<T>;
+      this.positionals = rest;
+      return;
+    }
     const { args, argv, flags } = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (super.ctor as typeof TspodCommand).baseFlags,
@@ -98,4 +112,35 @@ export abstract class TspodCommand<T extends typeof Command> extends Command {
     process.exitCode = exitCode;
     return undefined;
   }
+}
+
+type GlobalFlagName = keyof (typeof TspodCommand)['baseFlags'];
+
+/** Splits argv into the global flags (with their env and default values) and everything else. */
+export function takeGlobalFlags(argv: readonly string[]): { flags: Record<GlobalFlagName, string | boolean>; rest: string[] } {
+  const definitions = TspodCommand.baseFlags as Record<GlobalFlagName, { type: string; env?: string; default?: unknown }>;
+  const flags = {} as Record<GlobalFlagName, string | boolean>;
+  for (const [name, def] of Object.entries(definitions) as [GlobalFlagName, (typeof definitions)[GlobalFlagName]][]) {
+    const fromEnv = def.env === undefined ? undefined : process.env[def.env];
+    flags[name] = fromEnv ?? (def.default as string | boolean);
+  }
+  const rest: string[] = [];
+  let inAppArgs = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') inAppArgs = true;
+    else if (arg === '---') inAppArgs = false;
+    const [name, inline] = arg.startsWith('--') ? [arg.slice(2).split('=')[0]!, arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : undefined] : ['', undefined];
+    const def = inAppArgs ? undefined : definitions[name as GlobalFlagName];
+    if (def === undefined) {
+      rest.push(arg);
+    } else if (def.type === 'boolean') {
+      flags[name as GlobalFlagName] = inline === undefined ? true : inline !== 'false';
+    } else {
+      const value = inline ?? argv[++i];
+      if (value === undefined) throw new UsageError(`--${name}: needs a value`);
+      flags[name as GlobalFlagName] = value;
+    }
+  }
+  return { flags, rest };
 }

@@ -37,12 +37,11 @@ import {
   type MountFlag,
   type SeccompFlag,
 } from './run-args-values.js';
+import { PULL_POLICIES, type PullPolicy } from '../fetch/resolve.js';
 
 export type { MountFlag, SeccompFlag } from './run-args-values.js';
 
-/** Same policies as `tspod fetch --pull-policy`; `run`/`prepare` default to `new` (rkt). */
-export const PULL_POLICIES = ['never', 'new', 'update'] as const;
-export type PullPolicy = (typeof PULL_POLICIES)[number];
+export { PULL_POLICIES, type PullPolicy } from '../fetch/resolve.js';
 
 /** `pod`: before or after the images, for the pod; `app`: after an image, for it; `both`: pod-wide before any image, per app after one. */
 export type RunFlagScope = 'pod' | 'app' | 'both';
