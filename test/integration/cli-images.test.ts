@@ -10,16 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateDocument } from '../../src/appc/validate.js';
 import { buildFixtures } from '../../fixtures/build-fixtures.js';
 import { TspodEnv } from '../support/cli.js';
+import { hasCommand } from '../support/tools.js';
 import { GpgHome, hasGpg, type GpgKey } from '../support/gpg.js';
 
-const hasActool = (() => {
-  try {
-    execSync('actool version', { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasActool = hasCommand('actool', ['version']);
 
 const skip = !hasGpg || !hasActool;
 const reason = 'needs gpg (gnupg) and actool (appc-spec); scripts/setup.sh installs them';

@@ -1,6 +1,5 @@
 // `tspod prepare` end to end, with actool-built ACIs and the real CLI: the pod directory follows
 // stage1/contract.ts, list/status/cat-manifest see it, rm removes it, failures leave no pod.
-import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -9,15 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateDocument, validatePodManifest } from '../../src/appc/validate.js';
 import { buildFixtures } from '../../fixtures/build-fixtures.js';
 import { TspodEnv } from '../support/cli.js';
+import { hasCommand } from '../support/tools.js';
 
-const hasActool = (() => {
-  try {
-    execSync('actool version', { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasActool = hasCommand('actool', ['version']);
 
 describe.skipIf(!hasActool)('tspod prepare end to end (needs actool from appc-spec)', () => {
   let env: TspodEnv;

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { hasCommand } from './tools.js';
 
 export interface GpgKey {
   /** Uppercase 40-hex fingerprint as gpg prints it. */
@@ -25,14 +26,7 @@ export interface GenKeyOptions {
   at?: number;
 }
 
-export const hasGpg = (() => {
-  try {
-    execFileSync('gpg', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+export const hasGpg = hasCommand('gpg');
 
 /** Unix seconds `days` ago. */
 export function daysAgo(days: number): number {
