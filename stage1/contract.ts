@@ -3,6 +3,8 @@
 // back there for `list`, `status`, `enter`, `stop` and `gc` to read without a daemon.
 // Documented in stage1/README.md; bump STAGE1_INTERFACE_VERSION on any incompatible change.
 
+import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS } from '../src/sys/types.js';
+
 export const STAGE1_INTERFACE_VERSION = 1;
 
 /** Environment variable holding the fd of the pod directory, locked (flock LOCK_EX) by stage0. */
@@ -36,7 +38,7 @@ export const STAGE1_FILES = {
 
 /** How stage0 names the stage1 entry points (relative to the package's dist/stage1/). */
 export const STAGE1_ENTRYPOINTS = {
-  run: 'run.js',
+  run: 'init.js',
   enter: 'enter.js',
   stop: 'stop.js',
   gc: 'gc.js',
@@ -63,6 +65,18 @@ export interface RunOptions {
    */
   inheritedEnv?: Record<string, string>;
   debug: boolean;
+}
+
+/**
+ * The namespaces of a pod, which stage0 creates with unshare(2) on its main thread right before
+ * it starts stage1's init: a new PID namespace takes effect only for children, so the init must
+ * be the first child of a process that unshared it (linux-from-node.md). The apps share PID, IPC
+ * and UTS (spec/pods.md), the pod has its own mount namespace, and its own network namespace
+ * unless `--net=host`.
+ */
+export function podNamespaces(net: NetMode): number {
+  const flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID;
+  return net.kind === 'host' ? flags : flags | CLONE_NEWNET;
 }
 
 /** Exit status stage1 records for an app killed by a signal: 128 + signal number, as shells do. */

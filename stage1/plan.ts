@@ -12,7 +12,7 @@ import { parseQuantity } from '../src/appc/quantity.js';
 import type { App, EnvironmentVariable, ImageManifest, Isolator, PodManifest, Volume } from '../src/appc/types.js';
 import { capabilityNames, capabilitySets, capabilitySetsToJson, type CapabilityMode, type CapabilitySetsJson } from './capabilities.js';
 import type { NetMode, RunOptions } from './contract.js';
-import { STAGE1_FILES } from './contract.js';
+import { podNamespaces, STAGE1_FILES } from './contract.js';
 import { PlanError } from './plan-error.js';
 import { cleanAbsolute, isWithin, readInRootfs, resolveInRootfs, type RootfsView } from './rootfs-paths.js';
 import { seccompForApp, type SeccompMode } from './seccomp.js';
@@ -337,9 +337,7 @@ export function resolvConf(dns: RunOptions['dns'], hostResolvConf: string | unde
 }
 
 export function namespacesFor(netMode: NetMode): { flags: number; names: string[] } {
-  // The pod shares PID, IPC, UTS (spec/pods.md) and gets its own mount namespace for its mounts.
-  let flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID;
-  if (netMode.kind !== 'host') flags |= CLONE_NEWNET;
+  const flags = podNamespaces(netMode);
   return { flags, names: flagNames(flags, CLONE_NAMES) };
 }
 

@@ -1,0 +1,38 @@
+import { TspodCommand } from '../cli/base-command.js';
+import { runFlags } from '../cli/run-flags.js';
+import { launchPod } from '../pod/launch.js';
+import { preparePod } from '../pod/prepare.js';
+import { parseRunArgs } from '../pod/run-args.js';
+import { beginRun, moveToGarbage } from '../pod/state.js';
+
+export default class Run extends TspodCommand<typeof Run> {
+  static override summary = 'Run a pod in the foreground; exits with the failing app\'s status';
+  static override description =
+    'IMAGE [APP FLAGS] [-- ARGS... ---] IMAGE ...: the pod is prepared as by `tspod prepare`, then its apps run in shared ' +
+    'PID, mount, UTS and IPC namespaces (and a network namespace unless --net=host), each chrooted into its own copy ' +
+    '(overlayfs) of its image. tspod stays in the foreground as the pod\'s supervisor: SIGTERM/SIGINT stop the apps ' +
+    '(SIGKILL after --stop-timeout), an app exiting non-zero stops the others, and the exit status is the failing app\'s ' +
+    '(254 for tspod\'s own failures).';
+  static override examples = [
+    '<%= config.bin %> run tspod.dev/demo:1.0.0',
+    '<%= config.bin %> run --insecure-options=image a.aci --exec /bin/sh -- -c "echo hi" --- b.aci --name b',
+    '<%= config.bin %> run --volume data,kind=empty,mode=0755 a.aci --mount volume=data,target=/data --net=none',
+  ];
+  static override strict = false;
+  static override rawArgv = true;
+  static override flags = runFlags;
+
+  public async run(): Promise<void> {
+    const fetch = await this.context.fetchContext();
+    const prepared = await preparePod(parseRunArgs(this.positionals), { fetch, warn: (m) => this.warn(m), keepLock: true });
+    const dir = fetch.store.layout.root;
+    let pod;
+    try {
+      pod = await beginRun(dir, fetch.store.sys, prepared.pod!);
+    } catch (err) {
+      moveToGarbage(dir, fetch.store.sys, prepared.pod!);
+      throw err;
+    }
+    process.exitCode = await launchPod(dir, fetch.store.sys, pod, prepared.built.runOptions);
+  }
+}

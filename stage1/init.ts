@@ -1,0 +1,157 @@
+// stage1 init: the pod's PID 1 (`node dist/stage1/init.js POD_DIR`). stage0 created the pod's
+// namespaces with unshare(2) and started this process as its first child, so it is PID 1 of the
+// new PID namespace and lives in the pod's mount, UTS, IPC (and network) namespaces. It plans
+// the pod from the pod directory (stage1/contract.ts), mounts the pod's filesystems, starts every
+// app through the exec step, reaps every process that ends in the namespace (orphans included),
+// records exit statuses, stops the other apps when one fails, and exits with the failing app's
+// status. Kernel calls go through src/sys.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { parseImageManifest, parsePodManifest } from '../src/appc/validate.js';
+import { describeCauseChain, EXIT_TSPOD_FAILURE } from '../src/errors.js';
+import { libcSyscalls as sys, PR_SET_PDEATHSIG, SyscallError, WEXITSTATUS, WIFEXITED, WIFSIGNALED, WNOHANG, WTERMSIG } from '../src/sys/index.js';
+import { applyPodFilesystem } from './apply.js';
+import { exitStatusForSignal, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
+import { execStepForApp } from './exec-app.js';
+import { hostView } from './host-view.js';
+import { planPod, type PlanAppInput } from './plan.js';
+
+const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as const;
+const REAP_INTERVAL_MS = 10;
+const EXEC_MAIN = fileURLToPath(new URL('./exec-app-main.js', import.meta.url));
+
+function touch(file: string): void {
+  fs.closeSync(fs.openSync(file, 'w', 0o644));
+}
+
+function readPlanInputs(podDir: string) {
+  const manifest = parsePodManifest(fs.readFileSync(path.join(podDir, POD_FILES.manifest)), `pod manifest in ${podDir}`);
+  const runOptions = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.runOptions), 'utf8')) as RunOptions;
+  // pods/run/<uuid> -> the data dir holding trees/.
+  const dataDir = path.resolve(podDir, '..', '..', '..');
+  const apps: Record<string, PlanAppInput> = {};
+  for (const app of manifest.apps) {
+    const appDir = path.join(podDir, POD_FILES.appsDir, app.name);
+    const treeId = fs.readFileSync(path.join(appDir, 'tree'), 'utf8').trim();
+    apps[app.name] = {
+      imageManifest: parseImageManifest(fs.readFileSync(path.join(appDir, 'image-manifest')), `image manifest of app ${app.name}`),
+      treeRootfs: path.join(dataDir, 'trees', treeId, 'rootfs'),
+    };
+  }
+  return { manifest, runOptions, apps };
+}
+
+/** waitpid(-1, WNOHANG) until nothing more has ended; ECHILD means no child is left. */
+function reapAll(onExit: (pid: number, status: number) => void): void {
+  for (;;) {
+    let result: { pid: number; status: number } | undefined;
+    try {
+      result = sys.waitpid(-1, WNOHANG);
+    } catch (err) {
+      if (err instanceof SyscallError && err.code === 'ECHILD') return;
+      throw err;
+    }
+    if (result === undefined) return;
+    onExit(result.pid, result.status);
+  }
+}
+
+async function main(): Promise<number> {
+  const podDir = process.argv[2];
+  if (podDir === undefined) throw new Error('usage: init.js POD_DIR');
+  // stage0 is the pod's foreground supervisor: if it dies (kill -9), the pod dies with it.
+  sys.prctl(PR_SET_PDEATHSIG, SIGNALS.SIGKILL);
+  const uuid = path.basename(podDir);
+  const inputs = readPlanInputs(podDir);
+  const plan = planPod({
+    uuid,
+    podDir,
+    ...inputs,
+    view: hostView,
+    host: { resolvConf: hostView.readFile('/etc/resolv.conf') },
+  });
+  for (const warning of plan.warnings) process.stderr.write(`tspod: warning: ${warning}\n`);
+  fs.writeFileSync(path.join(podDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
+  applyPodFilesystem(sys, plan);
+
+  const statusDir = path.join(podDir, STAGE1_FILES.statusDir);
+  fs.mkdirSync(statusDir, { recursive: true });
+  const running = new Map<number, string>();
+  let firstFailure: number | undefined;
+  let stopping = false;
+
+  const signalApps = (signal: NodeJS.Signals): void => {
+    for (const pid of running.keys()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // ESRCH: it has just exited and is being reaped.
+      }
+    }
+  };
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    signalApps('SIGTERM');
+    // Apps that ignore SIGTERM are killed after the stop timeout.
+    setTimeout(() => signalApps('SIGKILL'), inputs.runOptions.stopTimeoutMs).unref();
+  };
+  let finish: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => (finish = resolve));
+  /** An app ended: recorded once, whoever reaped it (libuv for its own children, or reapAll). */
+  const appExited = (pid: number, code: number): void => {
+    const name = running.get(pid);
+    if (name === undefined) return;
+    running.delete(pid);
+    fs.writeFileSync(path.join(statusDir, name), `${code}\n`);
+    // Ending on the SIGTERM of a stop is graceful; any other non-zero status (an app failing, or
+    // one that had to be SIGKILLed after the stop timeout) is the pod's exit status.
+    const graceful = stopping && code === exitStatusForSignal(SIGNALS.SIGTERM);
+    if (code !== 0 && !graceful && firstFailure === undefined) {
+      firstFailure = code;
+      stop();
+    }
+    if (running.size === 0) finish(firstFailure ?? 0);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, stop);
+
+  for (const app of plan.apps) {
+    const stepFile = path.join(podDir, POD_FILES.appsDir, app.name, 'exec-step.json');
+    fs.writeFileSync(stepFile, JSON.stringify(execStepForApp(app)), { mode: 0o600 });
+    touch(path.join(statusDir, `${app.name}.created`));
+    const child = spawn(process.execPath, [EXEC_MAIN, stepFile], { stdio: 'inherit' });
+    if (child.pid === undefined) throw new Error(`app ${app.name}: could not start the exec step`);
+    const pid = child.pid;
+    running.set(pid, app.name);
+    // libuv reaps its own children on SIGCHLD, racing reapAll below: either path records the exit.
+    child.on('exit', (code, signal) => appExited(pid, code ?? exitStatusForSignal(signal === null ? SIGNALS.SIGKILL : os.constants.signals[signal])));
+    touch(path.join(statusDir, `${app.name}.started`));
+  }
+  touch(path.join(podDir, STAGE1_FILES.ready));
+
+  // PID 1 inherits every orphan of the namespace: reap them all (and any app libuv has not).
+  const timer = setInterval(
+    () =>
+      reapAll((pid, status) =>
+        appExited(pid, WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? exitStatusForSignal(WTERMSIG(status)) : EXIT_TSPOD_FAILURE),
+      ),
+    REAP_INTERVAL_MS,
+  );
+  try {
+    return await finished;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    for (const line of describeCauseChain(err)) process.stderr.write(`tspod: stage1: ${line}\n`);
+    process.exit(EXIT_TSPOD_FAILURE);
+  },
+);

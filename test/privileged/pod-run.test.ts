@@ -1,0 +1,144 @@
+// Real pods, as root: `tspod run` with busybox-static images built by actool, through the real
+// stage1 (namespaces, overlay rootfs, /proc, /dev, volumes, the exec step, PID 1 supervision).
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { buildFixtures } from '../../fixtures/build-fixtures.js';
+import { TspodEnv } from '../support/cli.js';
+import { hasCommand } from '../support/tools.js';
+
+const isRoot = process.geteuid?.() === 0;
+const canRun = isRoot && hasCommand('actool', ['version']);
+
+interface Listed {
+  name: string;
+  state: string;
+  apps: { name: string; exit_code?: number }[];
+}
+
+describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
+  let env: TspodEnv;
+  let demo: string;
+
+  beforeAll(async () => {
+    env = new TspodEnv();
+    demo = (await buildFixtures(path.join(env.base, 'acis'), { cases: ['demo'] })).demo!;
+  });
+  afterAll(() => env?.cleanup());
+
+  const run = (args: string[]) => env.run(['run', '--insecure-options=image', ...args]);
+  const hostMountsOfPods = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(env.dir)).length;
+
+  it('runs the demo image: its output reaches the terminal and run exits 0', () => {
+    const result = run([demo]);
+    expect(result.stderr).not.toMatch(/stage1:/);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('hello from a tspod pod');
+  });
+
+  it('two apps share the PID namespace and an empty volume, each in its own rootfs; the host is not visible', () => {
+    const marker = path.join(env.base, 'host-only-file');
+    fs.writeFileSync(marker, 'host');
+    const result = run([
+      '--volume',
+      'shared,kind=empty',
+      demo,
+      '--name',
+      'writer',
+      '--mount',
+      'volume=shared,target=/shared',
+      '--exec',
+      '/bin/sh',
+      '--',
+      '-c',
+      'echo from-writer > /shared/x; touch /only-in-writer; sleep 1',
+      '---',
+      demo,
+      '--name',
+      'reader',
+      '--mount',
+      'volume=shared,target=/shared',
+      '--exec',
+      '/bin/sh',
+      '--',
+      '-c',
+      `sleep 0.5; cat /shared/x; echo procs=$(ls /proc | grep -c '^[0-9]'); grep -l writer /proc/[0-9]*/cmdline >/dev/null && echo sees-writer; ls /only-in-writer 2>/dev/null || echo own-rootfs; ls ${marker} 2>/dev/null || echo no-host`,
+    ]);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toContain('from-writer');
+    expect(result.stdout).toContain('sees-writer');
+    expect(result.stdout).toContain('own-rootfs');
+    expect(result.stdout).toContain('no-host');
+    // init, two exec'd apps and their children: a handful, not the host's hundreds.
+    const procs = Number(/procs=(\d+)/.exec(result.stdout)?.[1]);
+    expect(procs).toBeGreaterThan(1);
+    expect(procs).toBeLessThan(10);
+    expect(hostMountsOfPods()).toBe(0);
+  });
+
+  it('an app exiting 3 makes run exit 3 and stops the other app; status shows each app', () => {
+    const started = Date.now();
+    const result = run([demo, '--name', 'fails', '--exec', '/bin/sh', '--', '-c', 'sleep 0.3; exit 3', '---', demo, '--name', 'waits', '--exec', '/bin/sleep', '--', '30']);
+    expect(result.status).toBe(3);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    const pods = env.json<Listed[]>(['list']);
+    const pod = pods.find((p) => p.apps.some((a) => a.name === 'fails'))!;
+    expect(pod.state).toBe('exited');
+    const status = env.ok(['status', pod.name]);
+    expect(status).toMatch(/^app-fails=3$/m);
+    expect(status).toMatch(/^app-waits=143$/m); // 128 + SIGTERM
+  });
+
+  it('SIGTERM to tspod run stops an app that ignores SIGTERM after --stop-timeout (SIGKILL: 137)', async () => {
+    const child = env.spawn(['run', '--insecure-options=image', '--stop-timeout=1s', demo, '--exec', '/bin/sh', '--', '-c', 'trap "" TERM; echo ready; sleep 30 & wait']);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 200 && !out.includes('ready'); i++) await sleep(50);
+    const sent = Date.now();
+    child.kill('SIGTERM');
+    const code = await exited;
+    expect(code).toBe(137);
+    expect(Date.now() - sent).toBeLessThan(8_000);
+  });
+
+  it('kill -9 of tspod run ends the pod (PID 1 dies with it); list shows it exited and gc removes everything', async () => {
+    const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    let pod: Listed | undefined;
+    for (let i = 0; i < 200; i++) {
+      pod = env.json<Listed[]>(['list']).find((p) => p.state === 'running');
+      if (pod !== undefined) break;
+      await sleep(50);
+    }
+    expect(pod, 'pod never reached running').toBeDefined();
+    child.kill('SIGKILL');
+    await exited;
+    let state = 'running';
+    for (let i = 0; i < 100 && state === 'running'; i++) {
+      await sleep(50);
+      state = env.json<Listed[]>(['list']).find((p) => p.name === pod!.name)!.state;
+    }
+    expect(state).toBe('exited');
+    env.ok(['gc', '--grace-period=0']);
+    env.ok(['gc', '--grace-period=0']);
+    expect(env.json<Listed[]>(['list']).find((p) => p.name === pod!.name)).toBeUndefined();
+    expect(hostMountsOfPods()).toBe(0);
+    // No process of the pod is left: nothing on the host runs from its pod directory.
+    const leftovers = fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(pod!.name);
+        } catch {
+          return false;
+        }
+      });
+    expect(leftovers).toEqual([]);
+  });
+});
+
