@@ -2,7 +2,8 @@
 # The main job on the embedded demo image, from a fresh machine: installs and builds tspod
 # (scripts/setup.sh), builds the demo ACI from fixtures/images/demo (busybox-static), signs it
 # with a throw-away GnuPG key, trusts that key for the prefix tspod.dev/demo, fetches the image
-# (the signature is verified), lists the store and renders the image as a pod would see it.
+# (the signature is verified), lists the store, then runs real pods (as root): the demo app, and
+# two apps sharing a volume and a PID namespace.
 # Everything lives under $TSPOD_DEMO_DIR (default /tmp/tspod-demo): your /var/lib/tspod and
 # /etc/tspod are not touched.
 set -euo pipefail
@@ -30,8 +31,16 @@ step fetch demo.aci
 tspod fetch "$aci"
 step image list
 tspod image list
-step image render tspod.dev/demo:1.0.0 rendered
-tspod image render tspod.dev/demo:1.0.0 "$demo/rendered"
-echo "rendered rootfs: $(find "$demo/rendered/rootfs" | wc -l) entries; the app runs: $(jq -r '.app.exec | join(" ")' "$demo/rendered/manifest" 2>/dev/null || node -e 'console.log(require(process.argv[1]).app.exec.join(" "))' "$demo/rendered/manifest")"
+step run tspod.dev/demo:1.0.0
+tspod run tspod.dev/demo:1.0.0
+# Two apps in one pod: shared PID namespace and an empty volume, each app in its own rootfs.
+writer='echo "written by the writer app at $(date +%T)" > /shared/note; sleep 1'
+reader='sleep 0.5; echo "reader app sees: $(cat /shared/note)"; echo "processes in the pod: $(ls /proc | grep -c "^[0-9]")"'
+step run --volume shared,kind=empty tspod.dev/demo:1.0.0 --name writer ... --- tspod.dev/demo:1.0.0 --name reader ...
+tspod run --volume shared,kind=empty \
+  tspod.dev/demo:1.0.0 --name writer --mount volume=shared,target=/shared --exec /bin/sh -- -c "$writer" --- \
+  tspod.dev/demo:1.0.0 --name reader --mount volume=shared,target=/shared --exec /bin/sh -- -c "$reader"
+step list
+tspod list
 gpgconf --kill gpg-agent 2>/dev/null || true
 printf '\ndemo data is in %s (remove it with: rm -rf %s)\n' "$demo" "$demo"

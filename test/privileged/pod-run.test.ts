@@ -105,6 +105,32 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     expect(Date.now() - sent).toBeLessThan(8_000);
   });
 
+  it('runs a prepared pod with run-prepared; a second run-prepared of the same pod is refused', () => {
+    const uuid = env.ok(['prepare', '--insecure-options=image', demo, '--exec', '/bin/sh', '--', '-c', 'echo prepared-ran; exit 7']).trim();
+    const result = env.run(['run-prepared', uuid.slice(0, 8)]);
+    expect(result.stdout).toContain('prepared-ran');
+    expect(result.status).toBe(7);
+    const again = env.run(['run-prepared', uuid]);
+    expect(again.status).toBe(254);
+    expect(again.stderr).toMatch(/not prepared/);
+  });
+
+  it('tspod stop ends a running pod in an orderly way: run exits 0, the app saw SIGTERM', async () => {
+    const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let pod: Listed | undefined;
+    for (let i = 0; i < 200 && pod === undefined; i++) {
+      pod = env.json<Listed[]>(['list']).find((p) => p.state === 'running');
+      if (pod === undefined) await sleep(50);
+    }
+    expect(pod, 'pod never reached running').toBeDefined();
+    // stage1 writes `pid` right after it starts; stop needs it.
+    for (let i = 0; i < 100 && env.run(['stop', pod!.name]).status !== 0; i++) await sleep(50);
+    expect(await exited).toBe(0);
+    expect(env.ok(['status', pod!.name])).toMatch(/^app-demo=143$/m);
+    expect(env.run(['stop', pod!.name]).stderr).toMatch(/not running/);
+  });
+
   it('kill -9 of tspod run ends the pod (PID 1 dies with it); list shows it exited and gc removes everything', async () => {
     const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
