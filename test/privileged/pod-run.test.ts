@@ -131,6 +131,47 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     expect(env.run(['stop', pod!.name]).stderr).toMatch(/not running/);
   });
 
+  const statusField = (out: string, field: string) => new RegExp(`^${field}:\\s*(\\S+)`, 'm').exec(out)?.[1];
+  const readStatus = (extra: string[]) => {
+    const result = run([demo, ...extra, '--exec', '/bin/cat', '--', '/proc/self/status']);
+    expect(result.status, result.stderr).toBe(0);
+    return result.stdout;
+  };
+
+  it('gives a root app the appc default bounding set of 14 capabilities, also effective', () => {
+    const out = readStatus([]);
+    // CAP_CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW
+    // SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP = bits 0,1,3,4,5,6,7,8,10,13,18,27,29,31
+    expect(statusField(out, 'CapBnd')).toBe('00000000a80425fb');
+    expect(statusField(out, 'CapEff')).toBe('00000000a80425fb');
+    expect(statusField(out, 'CapInh')).toBe('0000000000000000');
+  });
+
+  it('--caps-retain keeps exactly the listed capabilities; --caps-remove drops from the default', () => {
+    expect(statusField(readStatus(['--caps-retain=CAP_NET_BIND_SERVICE,CAP_KILL']), 'CapBnd')).toBe('0000000000000420');
+    expect(statusField(readStatus(['--caps-remove=CAP_NET_RAW,CAP_MKNOD']), 'CapBnd')).toBe('00000000a00405fb');
+  });
+
+  it('a non-root user gets no effective capabilities, no_new_privs and the default seccomp filter', () => {
+    const out = readStatus(['--user=1000', '--group=1000']);
+    expect(statusField(out, 'Uid')).toBe('1000');
+    expect(statusField(out, 'Gid')).toBe('1000');
+    expect(statusField(out, 'CapEff')).toBe('0000000000000000');
+    expect(statusField(out, 'NoNewPrivs')).toBe('1');
+    expect(statusField(out, 'Seccomp')).toBe('2');
+  });
+
+  it('a syscall removed by --seccomp fails with the chosen errno (mkdir: EACCES)', () => {
+    const result = run([demo, '--seccomp', 'mode=remove,errno=EACCES,mkdir,mkdirat', '--exec', '/bin/sh', '--', '-c', 'mkdir /tmp/x 2>&1; echo rc=$?']);
+    expect(result.stdout).toMatch(/Permission denied/);
+    expect(result.stdout).toMatch(/rc=1/);
+  });
+
+  it('numeric user and supplementary groups read back with id', () => {
+    const result = run([demo, '--user=1234', '--group=2345', '--supplementary-gids=3000,3001', '--exec', '/bin/id']);
+    expect(result.stdout).toMatch(/uid=1234 gid=2345 groups=2345?,?.*3000.*3001|uid=1234 gid=2345 groups=3000,3001/);
+  });
+
   it('kill -9 of tspod run ends the pod (PID 1 dies with it); list shows it exited and gc removes everything', async () => {
     const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
