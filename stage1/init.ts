@@ -15,6 +15,7 @@ import { parseImageManifest, parsePodManifest } from '../src/appc/validate.js';
 import { describeCauseChain, EXIT_TSPOD_FAILURE } from '../src/errors.js';
 import { libcSyscalls as sys, PR_SET_PDEATHSIG, SyscallError, WEXITSTATUS, WIFEXITED, WIFSIGNALED, WNOHANG, WTERMSIG } from '../src/sys/index.js';
 import { applyPodFilesystem } from './apply.js';
+import { PodCgroups } from './cgroups.js';
 import { exitStatusForSignal, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
 import { execStepForApp } from './exec-app.js';
 import { hostView } from './host-view.js';
@@ -77,6 +78,9 @@ async function main(): Promise<number> {
   for (const warning of plan.warnings) process.stderr.write(`tspod: warning: ${warning}\n`);
   fs.writeFileSync(path.join(podDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
   applyPodFilesystem(sys, plan);
+  const cgroups = new PodCgroups(plan);
+  cgroups.create();
+  fs.writeFileSync(path.join(podDir, STAGE1_FILES.cgroup), `${plan.cgroup.path}\n`);
 
   const statusDir = path.join(podDir, STAGE1_FILES.statusDir);
   fs.mkdirSync(statusDir, { recursive: true });
@@ -126,6 +130,8 @@ async function main(): Promise<number> {
     const child = spawn(process.execPath, [EXEC_MAIN, stepFile], { stdio: 'inherit' });
     if (child.pid === undefined) throw new Error(`app ${app.name}: could not start the exec step`);
     const pid = child.pid;
+    // The exec step needs ~80 ms before it execs the app: it is in the app's cgroup long before.
+    cgroups.addApp(app.name, pid);
     running.set(pid, app.name);
     // libuv reaps its own children on SIGCHLD, racing reapAll below: either path records the exit.
     child.on('exit', (code, signal) => appExited(pid, code ?? exitStatusForSignal(signal === null ? SIGNALS.SIGKILL : os.constants.signals[signal])));
@@ -145,6 +151,12 @@ async function main(): Promise<number> {
     return await finished;
   } finally {
     clearInterval(timer);
+    // Orphans of the apps may linger in the cgroups for a moment: they die with this PID 1.
+    try {
+      cgroups.remove();
+    } catch {
+      // EBUSY: left for gc, which removes the pod's cgroups with its directory.
+    }
   }
 }
 

@@ -6,11 +6,14 @@
 // then the directory is removed, never while a mount is left below it. Concurrent gc and rm are
 // expected: a pod another process holds is skipped, one that vanished (ENOENT) is ignored.
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { STAGE1_ENTRYPOINTS } from '../../stage1/contract.js';
 import { TspodError } from '../errors.js';
 import type { FileLock } from '../store/lock.js';
+import { mountsBelow } from '../sys/mountinfo.js';
 import type { Syscalls } from '../sys/types.js';
 import {
   applyTransition,
@@ -62,34 +65,10 @@ export interface PodGcReport {
   failed: { uuid: string; error: string }[];
 }
 
-// -------------------------------------------------------------------------------------------------
-// Mounts below a pod directory
+export { mountsBelow };
 
-/** Decodes the octal escapes of /proc/self/mountinfo paths (`\040` for a space). */
-function unescapeMountPath(text: string): string {
-  return text.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-/** Mount points at or below `dir`, deepest first (the order they must be unmounted in). */
-export function mountsBelow(dir: string, mountinfo = '/proc/self/mountinfo'): string[] {
-  let root: string;
-  try {
-    root = fs.realpathSync(dir);
-  } catch (err) {
-    if (isPodGone(err)) return [];
-    throw err;
-  }
-  const text = fs.readFileSync(mountinfo, 'utf8');
-  const found: string[] = [];
-  for (const line of text.split('\n')) {
-    // proc(5): mount ID, parent ID, major:minor, root, mount point, ...
-    const field = line.split(' ')[4];
-    if (field === undefined) continue;
-    const mountPoint = unescapeMountPath(field);
-    if (mountPoint === root || mountPoint.startsWith(`${root}/`)) found.push(mountPoint);
-  }
-  return [...new Set(found)].sort((a, b) => b.split('/').length - a.split('/').length || b.length - a.length);
-}
+// dist/src/pod/gc.js -> dist/stage1/gc.js
+const STAGE1_GC = fileURLToPath(new URL(`../../stage1/${STAGE1_ENTRYPOINTS.gc}`, import.meta.url));
 
 function run(command: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -102,14 +81,11 @@ function run(command: string, args: string[]): Promise<void> {
 }
 
 /**
- * The cleanup `tspod gc`/`rm` use until stage1 has a gc entry point: detach every mount below the
- * pod directory, deepest first. umount2(MNT_DETACH) is done by a child `umount --lazy` for now
- * (src/sys has no umount2 yet); lazy, as rkt's gc, so a busy mount cannot block the sweep.
+ * The cleanup `tspod gc`/`rm` use: stage1's gc entry point (stage1/contract.ts), run as a child
+ * process, detaches every mount left below the pod directory and removes the pod's cgroups.
  */
-export const unmountPodMounts: PodCleanup = async (podDir) => {
-  for (const mountPoint of mountsBelow(podDir)) {
-    await run('umount', ['--lazy', mountPoint]);
-  }
+export const stage1Cleanup: PodCleanup = async (podDir) => {
+  await run(process.execPath, [STAGE1_GC, podDir]);
 };
 
 /**
@@ -181,7 +157,7 @@ export async function gcPods(dir: string, sys: Syscalls, options: PodGcOptions =
   const now = options.now ?? Date.now;
   const gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
   const expirePreparedMs = options.expirePreparedMs ?? DEFAULT_EXPIRE_PREPARED_MS;
-  const cleanup = options.cleanup ?? unmountPodMounts;
+  const cleanup = options.cleanup ?? stage1Cleanup;
   const report: PodGcReport = { marked: [], discarded: [], removed: [], kept: [], failed: [] };
 
   // Mark: exited pods (run, lock free) -> exited-garbage; the grace period starts with this rename.
@@ -297,7 +273,7 @@ const IN_USE: Partial<Record<PodDir, string>> = {
  * until the directory is gone, so a concurrent gc skips it.
  */
 export async function removePod(dir: string, sys: Syscalls, uuid: string, options: { cleanup?: PodCleanup } = {}): Promise<PodRemoval> {
-  const cleanup = options.cleanup ?? unmountPodMounts;
+  const cleanup = options.cleanup ?? stage1Cleanup;
   const location = findPod(dir, uuid);
   if (location === undefined) throw new PodStateError(`remove pod ${uuid}: no such pod`, { suggestions: ['tspod list'] });
   const pod = lockPod(dir, sys, location, uuid);

@@ -172,6 +172,16 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     expect(result.stdout).toMatch(/uid=1234 gid=2345 groups=2345?,?.*3000.*3001|uid=1234 gid=2345 groups=3000,3001/);
   });
 
+  it('an app allocating past --memory is killed by the OOM killer; run exits 137 and status shows it', () => {
+    // tail keeps the last lines of its input: /dev/zero has no newline, so it buffers everything.
+    const result = run([demo, '--memory=32M', '--exec', '/bin/busybox', '--', 'tail', '/dev/zero']);
+    expect(result.status).toBe(137);
+    const pod = env.json<Listed[]>(['list']).find((p) => p.apps.some((a) => a.exit_code === 137))!;
+    expect(pod).toBeDefined();
+    // The pod's cgroups are gone with the pod.
+    expect(fs.existsSync(`/sys/fs/cgroup/memory/tspod/pod-${pod.name}`)).toBe(false);
+  });
+
   it('kill -9 of tspod run ends the pod (PID 1 dies with it); list shows it exited and gc removes everything', async () => {
     const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
@@ -194,6 +204,8 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     env.ok(['gc', '--grace-period=0']);
     expect(env.json<Listed[]>(['list']).find((p) => p.name === pod!.name)).toBeUndefined();
     expect(hostMountsOfPods()).toBe(0);
+    const cgroupLeft = fs.readdirSync('/sys/fs/cgroup').filter((c) => fs.existsSync(`/sys/fs/cgroup/${c}/tspod/pod-${pod!.name}`));
+    expect(cgroupLeft).toEqual([]);
     // No process of the pod is left: nothing on the host runs from its pod directory.
     const leftovers = fs
       .readdirSync('/proc')
