@@ -17,9 +17,9 @@ import { libcSyscalls as sys, PR_SET_PDEATHSIG, SyscallError, WEXITSTATUS, WIFEX
 import { applyPodFilesystem } from './apply.js';
 import { PodCgroups } from './cgroups.js';
 import { exitStatusForSignal, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
-import { execStepForApp } from './exec-app.js';
+import { execStepForApp, type ExecStep } from './exec-app.js';
 import { hostView } from './host-view.js';
-import { planPod, type PlanAppInput } from './plan.js';
+import { planPod, type AppPlan, type ExecSpec, type PlanAppInput } from './plan.js';
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as const;
 const REAP_INTERVAL_MS = 10;
@@ -84,12 +84,39 @@ async function main(): Promise<number> {
 
   const statusDir = path.join(podDir, STAGE1_FILES.statusDir);
   fs.mkdirSync(statusDir, { recursive: true });
-  const running = new Map<number, string>();
+  /** Every live child (main processes and event handlers): its exit is delivered once. */
+  const children = new Map<number, (code: number) => void>();
+  /** The process that currently stands for each app (its handler or its main exec). */
+  const current = new Map<string, number>();
   let firstFailure: number | undefined;
   let stopping = false;
+  let started = 0;
+
+  /** A child ended: delivered once, whoever reaped it (libuv for its own children, or reapAll). */
+  const childExited = (pid: number, code: number): void => {
+    const deliver = children.get(pid);
+    if (deliver === undefined) return; // an orphan re-parented to PID 1: reaped, nothing to record
+    children.delete(pid);
+    deliver(code);
+  };
+  /** Starts one exec step (the app's exec or an event handler) in the app's cgroup. */
+  const startStep = (appName: string, step: ExecStep, kind: string): Promise<number> => {
+    const stepFile = path.join(podDir, POD_FILES.appsDir, appName, `${kind}-step.json`);
+    fs.writeFileSync(stepFile, JSON.stringify(step), { mode: 0o600 });
+    const child = spawn(process.execPath, [EXEC_MAIN, stepFile], { stdio: 'inherit' });
+    if (child.pid === undefined) throw new Error(`app ${appName}: could not start the exec step (${kind})`);
+    const pid = child.pid;
+    // The exec step needs ~80 ms before it execs: it is in the app's cgroup long before.
+    cgroups.addApp(appName, pid);
+    current.set(appName, pid);
+    const exited = new Promise<number>((resolve) => children.set(pid, resolve));
+    // libuv reaps its own children on SIGCHLD, racing reapAll below: either path delivers the exit.
+    child.on('exit', (code, signal) => childExited(pid, code ?? exitStatusForSignal(signal === null ? SIGNALS.SIGKILL : os.constants.signals[signal])));
+    return exited;
+  };
 
   const signalApps = (signal: NodeJS.Signals): void => {
-    for (const pid of running.keys()) {
+    for (const pid of current.values()) {
       try {
         process.kill(pid, signal);
       } catch {
@@ -104,14 +131,8 @@ async function main(): Promise<number> {
     // Apps that ignore SIGTERM are killed after the stop timeout.
     setTimeout(() => signalApps('SIGKILL'), inputs.runOptions.stopTimeoutMs).unref();
   };
-  let finish: (code: number) => void = () => {};
-  const finished = new Promise<number>((resolve) => (finish = resolve));
-  /** An app ended: recorded once, whoever reaped it (libuv for its own children, or reapAll). */
-  const appExited = (pid: number, code: number): void => {
-    const name = running.get(pid);
-    if (name === undefined) return;
-    running.delete(pid);
-    fs.writeFileSync(path.join(statusDir, name), `${code}\n`);
+  const recordExit = (appName: string, code: number): void => {
+    fs.writeFileSync(path.join(statusDir, appName), `${code}\n`);
     // Ending on the SIGTERM of a stop is graceful; any other non-zero status (an app failing, or
     // one that had to be SIGKILLed after the stop timeout) is the pod's exit status.
     const graceful = stopping && code === exitStatusForSignal(SIGNALS.SIGTERM);
@@ -119,36 +140,46 @@ async function main(): Promise<number> {
       firstFailure = code;
       stop();
     }
-    if (running.size === 0) finish(firstFailure ?? 0);
   };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, stop);
 
-  for (const app of plan.apps) {
-    const stepFile = path.join(podDir, POD_FILES.appsDir, app.name, 'exec-step.json');
-    fs.writeFileSync(stepFile, JSON.stringify(execStepForApp(app)), { mode: 0o600 });
+  /** spec/aci.md eventHandlers: pre-start must exit 0 before the exec; post-stop runs after it. */
+  const runApp = async (app: AppPlan): Promise<void> => {
+    const step = execStepForApp(app);
+    const handler = (spec: ExecSpec): ExecStep => ({ ...step, exec: [...spec.argv], path: spec.path });
     touch(path.join(statusDir, `${app.name}.created`));
-    const child = spawn(process.execPath, [EXEC_MAIN, stepFile], { stdio: 'inherit' });
-    if (child.pid === undefined) throw new Error(`app ${app.name}: could not start the exec step`);
-    const pid = child.pid;
-    // The exec step needs ~80 ms before it execs the app: it is in the app's cgroup long before.
-    cgroups.addApp(app.name, pid);
-    running.set(pid, app.name);
-    // libuv reaps its own children on SIGCHLD, racing reapAll below: either path records the exit.
-    child.on('exit', (code, signal) => appExited(pid, code ?? exitStatusForSignal(signal === null ? SIGNALS.SIGKILL : os.constants.signals[signal])));
+    if (app.eventHandlers.preStart !== undefined) {
+      const code = await startStep(app.name, handler(app.eventHandlers.preStart), 'pre-start');
+      if (code !== 0) {
+        process.stderr.write(`tspod: app ${app.name}: pre-start handler exited ${code}; the app is not started\n`);
+        recordExit(app.name, code);
+        return;
+      }
+    }
+    if (stopping) return recordExit(app.name, exitStatusForSignal(SIGNALS.SIGTERM));
+    const exited = startStep(app.name, step, 'exec');
     touch(path.join(statusDir, `${app.name}.started`));
-  }
-  touch(path.join(podDir, STAGE1_FILES.ready));
+    // `status --wait-ready`: ready once every app's main process has started.
+    started += 1;
+    if (started === plan.apps.length) touch(path.join(podDir, STAGE1_FILES.ready));
+    const code = await exited;
+    current.delete(app.name);
+    recordExit(app.name, code);
+    if (app.eventHandlers.postStop !== undefined) await startStep(app.name, handler(app.eventHandlers.postStop), 'post-stop');
+    current.delete(app.name);
+  };
 
-  // PID 1 inherits every orphan of the namespace: reap them all (and any app libuv has not).
+  // PID 1 inherits every orphan of the namespace: reap them all (and any child libuv has not).
   const timer = setInterval(
     () =>
       reapAll((pid, status) =>
-        appExited(pid, WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? exitStatusForSignal(WTERMSIG(status)) : EXIT_TSPOD_FAILURE),
+        childExited(pid, WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? exitStatusForSignal(WTERMSIG(status)) : EXIT_TSPOD_FAILURE),
       ),
     REAP_INTERVAL_MS,
   );
   try {
-    return await finished;
+    await Promise.all(plan.apps.map((app) => runApp(app)));
+    return firstFailure ?? 0;
   } finally {
     clearInterval(timer);
     // Orphans of the apps may linger in the cgroups for a moment: they die with this PID 1.

@@ -182,6 +182,38 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     expect(fs.existsSync(`/sys/fs/cgroup/memory/tspod/pod-${pod.name}`)).toBe(false);
   });
 
+  it('runs pre-start before the app and post-stop after it, in the app rootfs (--pod-manifest)', () => {
+    env.ok(['fetch', '--insecure-options=image', demo]);
+    const [image] = env.json<{ id: string }[]>(['image', 'list']);
+    const manifestFile = path.join(env.base, 'handlers-pod.json');
+    const sh = (script: string) => ['/bin/sh', '-c', script];
+    fs.writeFileSync(
+      manifestFile,
+      JSON.stringify({
+        acKind: 'PodManifest',
+        acVersion: '0.8.11',
+        apps: [
+          {
+            name: 'handled',
+            image: { id: image!.id },
+            app: {
+              exec: sh('echo "main sees: $(cat /tmp/pre)"'),
+              user: '0',
+              group: '0',
+              eventHandlers: [
+                { name: 'pre-start', exec: sh('echo pre-start-ran > /tmp/pre') },
+                { name: 'post-stop', exec: sh('echo post-stop-ran') },
+              ],
+            },
+          },
+        ],
+      }),
+    );
+    const result = env.run(['run', '--pod-manifest', manifestFile]);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/main sees: pre-start-ran\n(.|\n)*post-stop-ran/);
+  });
+
   it('kill -9 of tspod run ends the pod (PID 1 dies with it); list shows it exited and gc removes everything', async () => {
     const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
