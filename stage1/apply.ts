@@ -5,9 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { S_IFCHR, SyscallError, type Syscalls } from '../src/sys/types.js';
-import { makedev } from '../src/sys/types.js';
-import { MS_BIND, MS_REC, type PlannedMount, type PodPlan } from './plan.js';
+import { makedev, MS_BIND, MS_REC, S_IFCHR, SyscallError, type Syscalls } from '../src/sys/types.js';
+import type { PlannedMount, PodPlan } from './plan.js';
 
 function createTarget(target: string, kind: 'dir' | 'file'): void {
   if (kind === 'dir') {

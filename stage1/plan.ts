@@ -23,27 +23,6 @@ export type { RootfsView };
 
 export const PLAN_VERSION = 1;
 
-// Kernel constants come from the syscall layer, spelled as in the kernel headers.
-export {
-  CLONE_NEWCGROUP,
-  CLONE_NEWIPC,
-  CLONE_NEWNET,
-  CLONE_NEWNS,
-  CLONE_NEWPID,
-  CLONE_NEWUSER,
-  CLONE_NEWUTS,
-  MS_BIND,
-  MS_MOVE,
-  MS_NODEV,
-  MS_NOEXEC,
-  MS_NOSUID,
-  MS_PRIVATE,
-  MS_RDONLY,
-  MS_REC,
-  MS_REMOUNT,
-  MS_SLAVE,
-  MS_STRICTATIME,
-} from '../src/sys/types.js';
 import {
   CLONE_NEWCGROUP,
   CLONE_NEWIPC,

@@ -2,16 +2,8 @@ import { describe, expect, it } from 'vitest';
 
 import type { ImageManifest, PodManifest } from '../../src/appc/types.js';
 import type { RunOptions } from '../../stage1/contract.js';
+import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT } from '../../src/sys/types.js';
 import {
-  CLONE_NEWIPC,
-  CLONE_NEWNET,
-  CLONE_NEWNS,
-  CLONE_NEWPID,
-  CLONE_NEWUTS,
-  MS_BIND,
-  MS_RDONLY,
-  MS_REC,
-  MS_REMOUNT,
   cpuSharesToWeight,
   planPod,
   resolvConf,
