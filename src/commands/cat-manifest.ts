@@ -2,9 +2,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 
 import { TspodCommand } from '../cli/base-command.js';
+import { podUuidArg, uuidFileFlag } from '../cli/pod-flags.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { findPod, podPath } from '../pod/state.js';
 import { podUuidsFromArgs } from '../pod/uuid.js';
@@ -17,10 +18,10 @@ export default class CatManifest extends TspodCommand<typeof CatManifest> {
     '<%= config.bin %> cat-manifest --pretty-print=false 5f3a2b1c',
     '<%= config.bin %> cat-manifest --uuid-file=/run/app.uuid',
   ];
-  static override args = { uuid: Args.string({ description: 'pod uuid (or a unique prefix)', required: false }) };
+  static override args = { uuid: podUuidArg };
   static override flags = {
     'pretty-print': Flags.boolean({ description: 'indent the JSON', default: true, allowNo: true }),
-    'uuid-file': Flags.string({ description: 'read the pod uuid from this file (written by --uuid-file-save)' }),
+    'uuid-file': uuidFileFlag,
   };
 
   public async run(): Promise<unknown> {

@@ -1,8 +1,8 @@
 // `tspod rm UUID...`: deletes exited, prepared or aborted pods now (unmounting what is left),
 // without waiting for gc's grace period. Running pods are refused: `tspod stop` them first.
-import { Args, Flags } from '@oclif/core';
 
 import { TspodCommand } from '../cli/base-command.js';
+import { podUuidsArg, uuidFileFlag } from '../cli/pod-flags.js';
 import { TspodError } from '../errors.js';
 import { removePod, type PodRemoval } from '../pod/gc.js';
 import { podUuidsFromArgs } from '../pod/uuid.js';
@@ -14,9 +14,9 @@ export default class Rm extends TspodCommand<typeof Rm> {
   static override examples = ['<%= config.bin %> rm 5f3a2b1c', '<%= config.bin %> rm 5f3a2b1c 0b9e44d2', '<%= config.bin %> rm --uuid-file=/run/app.uuid'];
   static override strict = false;
   static override enableJsonFlag = true;
-  static override args = { uuid: Args.string({ description: 'pod uuid (or a unique prefix); several may be given', required: false }) };
+  static override args = { uuid: podUuidsArg };
   static override flags = {
-    'uuid-file': Flags.string({ description: 'read the pod uuid from this file (written by --uuid-file-save)' }),
+    'uuid-file': uuidFileFlag,
   };
 
   public async run(): Promise<PodRemoval[]> {

@@ -1,9 +1,10 @@
 // `tspod status UUID`: one pod's state as rkt's k=v lines (`state=`, `created=`, `started=`,
 // `networks=`, `pid=`, `exited=`, `app-NAME=CODE`), or --json (schemas/pod-status.json).
 // `--wait[=DURATION]` waits until the pod has finished, `--wait-ready[=DURATION]` until it is ready.
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 
 import { TspodCommand } from '../cli/base-command.js';
+import { podUuidArg, uuidFileFlag } from '../cli/pod-flags.js';
 import { parseDuration } from '../cli/duration.js';
 import { UsageError } from '../errors.js';
 import { isPodFinished, toApiPodStatus, type ApiPodStatus } from '../pod/list.js';
@@ -43,11 +44,11 @@ export default class Status extends TspodCommand<typeof Status> {
     '<%= config.bin %> status --json 5f3a2b1c',
   ];
   static override enableJsonFlag = true;
-  static override args = { uuid: Args.string({ description: 'pod uuid (or a unique prefix)', required: false }) };
+  static override args = { uuid: podUuidArg };
   static override flags = {
     wait: Flags.string({ description: 'wait until the pod has finished, at most DURATION (--wait alone: no limit)', helpValue: 'DURATION' }),
     'wait-ready': Flags.string({ description: 'wait until the pod is ready, at most DURATION (--wait-ready alone: no limit)', helpValue: 'DURATION' }),
-    'uuid-file': Flags.string({ description: 'read the pod uuid from this file (written by --uuid-file-save)' }),
+    'uuid-file': uuidFileFlag,
   };
 
   public override async init(): Promise<void> {

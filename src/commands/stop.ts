@@ -1,6 +1,7 @@
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 
 import { TspodCommand } from '../cli/base-command.js';
+import { podUuidsArg, uuidFileFlag } from '../cli/pod-flags.js';
 import { stopPod, type StopResult } from '../pod/stop.js';
 import { podUuidsFromArgs } from '../pod/uuid.js';
 
@@ -12,10 +13,10 @@ export default class Stop extends TspodCommand<typeof Stop> {
   static override examples = ['<%= config.bin %> stop 5f3a2b1c', '<%= config.bin %> stop --force 5f3a2b1c 0b9e44d2', '<%= config.bin %> stop --uuid-file=/run/app.uuid'];
   static override strict = false;
   static override enableJsonFlag = true;
-  static override args = { uuid: Args.string({ description: 'pod uuid (or a unique prefix); several may be given', required: false }) };
+  static override args = { uuid: podUuidsArg };
   static override flags = {
     force: Flags.boolean({ description: 'SIGKILL instead of an orderly stop', default: false }),
-    'uuid-file': Flags.string({ description: 'read the pod uuid from this file (written by --uuid-file-save)' }),
+    'uuid-file': uuidFileFlag,
   };
 
   public async run(): Promise<StopResult[]> {
