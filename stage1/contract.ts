@@ -3,6 +3,8 @@
 // back there for `list`, `status`, `enter`, `stop` and `gc` to read without a daemon.
 // Documented in stage1/README.md; bump STAGE1_INTERFACE_VERSION on any incompatible change.
 
+import os from 'node:os';
+
 import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS } from '../src/sys/types.js';
 
 export const STAGE1_INTERFACE_VERSION = 1;
@@ -82,4 +84,10 @@ export function podNamespaces(net: NetMode): number {
 /** Exit status stage1 records for an app killed by a signal: 128 + signal number, as shells do. */
 export function exitStatusForSignal(signal: number): number {
   return 128 + signal;
+}
+
+/** The exit status of a Node `ChildProcess` 'exit' event: its code, or 128 + the signal's number. */
+export function exitStatusOfChild(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return exitStatusForSignal(signal === null ? os.constants.signals.SIGKILL : os.constants.signals[signal]);
 }

@@ -7,7 +7,6 @@
 // status. Kernel calls go through src/sys.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,7 +15,7 @@ import { describeCauseChain, EXIT_TSPOD_FAILURE } from '../src/errors.js';
 import { libcSyscalls as sys, PR_SET_PDEATHSIG, SyscallError, WEXITSTATUS, WIFEXITED, WIFSIGNALED, WNOHANG, WTERMSIG } from '../src/sys/index.js';
 import { applyPodFilesystem } from './apply.js';
 import { PodCgroups } from './cgroups.js';
-import { exitStatusForSignal, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
+import { exitStatusForSignal, exitStatusOfChild, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
 import { execStepForApp, type ExecStep } from './exec-app.js';
 import { hostView } from './host-view.js';
 import { planPod, type AppPlan, type ExecSpec, type PlanAppInput } from './plan.js';
@@ -111,7 +110,7 @@ async function main(): Promise<number> {
     current.set(appName, pid);
     const exited = new Promise<number>((resolve) => children.set(pid, resolve));
     // libuv reaps its own children on SIGCHLD, racing reapAll below: either path delivers the exit.
-    child.on('exit', (code, signal) => childExited(pid, code ?? exitStatusForSignal(signal === null ? SIGNALS.SIGKILL : os.constants.signals[signal])));
+    child.on('exit', (code, signal) => childExited(pid, exitStatusOfChild(code, signal)));
     return exited;
   };
 

@@ -4,11 +4,10 @@
 // `pid` is written, and this process stays in the foreground as the pod's supervisor: it
 // forwards SIGTERM/SIGINT/SIGHUP and returns the init's exit status (the failing app's).
 import { spawn } from 'node:child_process';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { ENV_LOCK_FD, exitStatusForSignal, podNamespaces, STAGE1_ENTRYPOINTS, STAGE1_FILES, type RunOptions } from '../../stage1/contract.js';
+import { ENV_LOCK_FD, exitStatusOfChild, podNamespaces, STAGE1_ENTRYPOINTS, STAGE1_FILES, type RunOptions } from '../../stage1/contract.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import type { Syscalls } from '../sys/types.js';
 import { podPath, type Pod } from './state.js';
@@ -32,7 +31,7 @@ export async function launchPod(dir: string, sys: Syscalls, pod: Pod, runOptions
   });
   const exited = new Promise<number>((resolve, reject) => {
     init.on('error', reject);
-    init.on('exit', (code, signal) => resolve(code ?? exitStatusForSignal(signal === null ? 9 : signalNumber(signal))));
+    init.on('exit', (code, signal) => resolve(exitStatusOfChild(code, signal)));
   });
   if (init.pid !== undefined) writeFileAtomic(sys, path.join(podDir, STAGE1_FILES.pid), `${init.pid}\n`);
   const forward = (signal: NodeJS.Signals) => () => init.kill(signal);
@@ -43,8 +42,4 @@ export async function launchPod(dir: string, sys: Syscalls, pod: Pod, runOptions
   } finally {
     for (const [signal, handler] of handlers) process.off(signal, handler);
   }
-}
-
-function signalNumber(signal: NodeJS.Signals): number {
-  return os.constants.signals[signal] ?? 9;
 }
