@@ -2,7 +2,6 @@
 // (rendering), prefix and filter, chunking, and archives written by GNU tar.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -13,23 +12,11 @@ import { EOF, entry, pax } from '../../fixtures/hostile/make-corpus.js';
 import { ImageFormatError } from '../../src/errors.js';
 import { extractTar, type ExtractOptions } from '../../src/image/extract.js';
 import { libcSyscalls } from '../../src/sys/index.js';
+import { scratchDirs } from '../support/scratch.js';
 
 const isRoot = process.geteuid?.() === 0;
-// tmpfs: see docs/peers.md §1 on the journal-less root ext4.
-const base = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'tspod-extract-'));
-let counter = 0;
-afterAll(() => {
-  // Read-only directories from the archives would stop a non-root rm -r.
-  execFileSync('chmod', ['-R', 'u+rwx', base]);
-  fs.rmSync(base, { recursive: true, force: true });
-});
-
-function freshDir(): string {
-  counter += 1;
-  const dir = path.join(base, `t${counter}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
+const { freshDir, cleanup } = scratchDirs('extract');
+afterAll(cleanup);
 
 type PackEntry = (Partial<tarStream.Header> & { name: string }) & { content?: string | Buffer };
 

@@ -4,7 +4,6 @@
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
@@ -16,20 +15,10 @@ import type { Dependency, ImageManifest, Label } from '../../src/appc/types.js';
 import { ImageFormatError, NotFoundError } from '../../src/errors.js';
 import { planRender, renderImage, type RenderSource } from '../../src/image/render.js';
 import { libcSyscalls } from '../../src/sys/index.js';
+import { scratchDirs } from '../support/scratch.js';
 
-const base = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'tspod-render-'));
-let counter = 0;
-afterAll(() => {
-  execFileSync('chmod', ['-R', 'u+rwx', base]);
-  fs.rmSync(base, { recursive: true, force: true });
-});
-
-function freshDir(): string {
-  counter += 1;
-  const dir = path.join(base, `r${counter}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
+const { freshDir, cleanup } = scratchDirs('render');
+afterAll(cleanup);
 
 type RootfsEntry = (Partial<tarStream.Header> & { name: string }) & { content?: string };
 
