@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // tspod entry point: oclif with the generated manifest (no command module is loaded at start-up
-// but the one that runs). Global flags may come before the command, as with rkt
+// but the one that runs); `tspod run`, whose start-up is the pod's, takes a fast path that does not
+// load oclif at all (src/cli/fast-path.ts). Global flags may come before the command, as with rkt
 // (`tspod --dir /srv/tspod image list`); oclif wants them after the command id, so they are moved.
 import { readFileSync } from 'node:fs';
 
-import { execute } from '@oclif/core';
+import { isFastPath, runFastPath } from '../dist/src/cli/fast-path.js';
 
 const GLOBAL_FLAGS = new Set(['--dir', '--local-config', '--system-config', '--insecure-options']);
 const GLOBAL_SWITCHES = new Set(['--debug']);
@@ -39,4 +40,10 @@ function reorder(argv) {
   return [...rest.slice(0, words), ...globals, ...rest.slice(words)];
 }
 
-await execute({ dir: import.meta.url, args: reorder(process.argv.slice(2)) });
+const argv = process.argv.slice(2);
+if (isFastPath(argv)) {
+  process.exitCode = await runFastPath(argv);
+} else {
+  const { execute } = await import('@oclif/core');
+  await execute({ dir: import.meta.url, args: reorder(argv) });
+}

@@ -4,39 +4,21 @@
 // with its code, 254 for tspod's own failures.
 import { Command, Flags, type Interfaces } from '@oclif/core';
 
-import { describeCauseChain, EXIT_TSPOD_FAILURE, TspodError, UsageError } from '../errors.js';
-import { INSECURE_OPTIONS } from '../fetch/insecure-options.js';
+import { TspodError } from '../errors.js';
 import { Context } from './context.js';
+import { GLOBAL_FLAGS, takeGlobalFlags, type GlobalFlagDefinition, type GlobalFlagName } from './global-flags.js';
+import { reportError } from './report-error.js';
 
 export type TspodFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof TspodCommand)['baseFlags'] & T['flags']>;
 export type TspodArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
 export abstract class TspodCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
-    dir: Flags.string({
-      description: 'tspod data directory (images, pods, locks)',
-      env: 'TSPOD_DIR',
-      default: '/var/lib/tspod',
-      helpGroup: 'GLOBAL',
-    }),
-    'local-config': Flags.string({
-      description: 'local configuration directory (trusted keys, auth, networks)',
-      env: 'TSPOD_LOCAL_CONFIG',
-      default: '/etc/tspod',
-      helpGroup: 'GLOBAL',
-    }),
-    'system-config': Flags.string({
-      description: 'system configuration directory (vendor defaults, overridden by local)',
-      env: 'TSPOD_SYSTEM_CONFIG',
-      default: '/usr/lib/tspod',
-      helpGroup: 'GLOBAL',
-    }),
-    debug: Flags.boolean({ description: 'print the cause chain of errors', default: false, helpGroup: 'GLOBAL' }),
-    'insecure-options': Flags.string({
-      description: `checks to skip, comma-separated: ${INSECURE_OPTIONS.join(', ')}`,
-      default: 'none',
-      helpGroup: 'GLOBAL',
-    }),
+    dir: Flags.string({ ...oclifFlag('dir'), default: GLOBAL_FLAGS.dir.default }),
+    'local-config': Flags.string({ ...oclifFlag('local-config'), default: GLOBAL_FLAGS['local-config'].default }),
+    'system-config': Flags.string({ ...oclifFlag('system-config'), default: GLOBAL_FLAGS['system-config'].default }),
+    debug: Flags.boolean({ ...oclifFlag('debug'), default: GLOBAL_FLAGS.debug.default }),
+    'insecure-options': Flags.string({ ...oclifFlag('insecure-options'), default: GLOBAL_FLAGS['insecure-options'].default }),
   };
 
   protected flags!: TspodFlags<T>;
@@ -59,6 +41,8 @@ export abstract class TspodCommand<T extends typeof Command> extends Command {
       this.flags = flags as TspodFlags<T>;
       this.args = {} as TspodArgs<T>;
       this.positionals = rest;
+      // oclif warns (NODE_ENV=test/development) about a command that never called this.parse.
+      (this as unknown as { parsed: boolean }).parsed = true;
       return;
     }
     const { args, argv, flags } = await this.parse({
@@ -94,53 +78,13 @@ export abstract class TspodCommand<T extends typeof Command> extends Command {
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     // oclif's own errors (flag parsing, exit requests) keep oclif's handling.
     if (!(err instanceof TspodError) && err.oclif !== undefined) throw err;
-    const exitCode = err instanceof TspodError ? err.exitCode : EXIT_TSPOD_FAILURE;
-    const suggestions = err instanceof TspodError ? err.suggestions : [];
-    const message = err instanceof TspodError ? err.message : `internal error: ${err.message}`;
-    if (this.jsonEnabled()) {
-      this.logJson({ error: { name: err.name, message, suggestions, exitCode } });
-    } else {
-      process.stderr.write(`tspod: ${message}\n`);
-      for (const suggestion of suggestions) process.stderr.write(`  try: ${suggestion}\n`);
-      if (this.flags?.debug === true) {
-        for (const line of describeCauseChain(err).slice(1)) process.stderr.write(`  caused by: ${line}\n`);
-        if (!(err instanceof TspodError) && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
-      } else if (!(err instanceof TspodError)) {
-        process.stderr.write('  (run with --debug for details)\n');
-      }
-    }
-    process.exitCode = exitCode;
+    process.exitCode = reportError(err, { debug: this.flags?.debug === true, json: this.jsonEnabled() ? (value) => this.logJson(value) : undefined });
     return undefined;
   }
 }
 
-type GlobalFlagName = keyof (typeof TspodCommand)['baseFlags'];
-
-/** Splits argv into the global flags (with their env and default values) and everything else. */
-export function takeGlobalFlags(argv: readonly string[]): { flags: Record<GlobalFlagName, string | boolean>; rest: string[] } {
-  const definitions = TspodCommand.baseFlags as Record<GlobalFlagName, { type: string; env?: string; default?: unknown }>;
-  const flags = {} as Record<GlobalFlagName, string | boolean>;
-  for (const [name, def] of Object.entries(definitions) as [GlobalFlagName, (typeof definitions)[GlobalFlagName]][]) {
-    const fromEnv = def.env === undefined ? undefined : process.env[def.env];
-    flags[name] = fromEnv ?? (def.default as string | boolean);
-  }
-  const rest: string[] = [];
-  let inAppArgs = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') inAppArgs = true;
-    else if (arg === '---') inAppArgs = false;
-    const [name, inline] = arg.startsWith('--') ? [arg.slice(2).split('=')[0]!, arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : undefined] : ['', undefined];
-    const def = inAppArgs ? undefined : definitions[name as GlobalFlagName];
-    if (def === undefined) {
-      rest.push(arg);
-    } else if (def.type === 'boolean') {
-      flags[name as GlobalFlagName] = inline === undefined ? true : inline !== 'false';
-    } else {
-      const value = inline ?? argv[++i];
-      if (value === undefined) throw new UsageError(`--${name}: needs a value`);
-      flags[name as GlobalFlagName] = value;
-    }
-  }
-  return { flags, rest };
+/** The oclif spelling of one global flag of GLOBAL_FLAGS. */
+function oclifFlag(name: GlobalFlagName): { description: string; env?: string; helpGroup: string } {
+  const def: GlobalFlagDefinition = GLOBAL_FLAGS[name];
+  return { description: def.description, ...(def.env === undefined ? {} : { env: def.env }), helpGroup: 'GLOBAL' };
 }

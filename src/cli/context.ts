@@ -2,6 +2,7 @@
 // from the global flags. Commands get collaborators from here and pass them down in options
 // objects; tests construct their own.
 import { parseInsecureOptions, type InsecureOptions } from '../fetch/insecure-options.js';
+import type { FetchContext } from '../fetch/local-aci.js';
 import { Store } from '../store/store.js';
 import { libcSyscalls } from '../sys/libc.js';
 import type { Syscalls } from '../sys/types.js';
@@ -44,7 +45,7 @@ export class Context {
   }
 
   /** What the fetch functions take. */
-  async fetchContext() {
-    return { store: this.store, keystore: await this.keystore(), insecure: this.insecure, onWarning: this.warn };
+  fetchContext(): FetchContext {
+    return { store: this.store, keystore: () => this.keystore(), insecure: this.insecure, onWarning: this.warn };
   }
 }

@@ -25,7 +25,7 @@ export default class Fetch extends TspodCommand<typeof Fetch> {
   };
 
   public async run(): Promise<FetchResult> {
-    const result = await fetchImage(this.args.image, await this.context.fetchContext(), {
+    const result = await fetchImage(this.args.image, this.context.fetchContext(), {
       signaturePath: this.flags.signature,
       labels: (this.flags.label ?? []).map((l) => parseLabelFlag(l)),
     });

@@ -22,7 +22,7 @@ export default class Prepare extends TspodCommand<typeof Prepare> {
 
   public async run(): Promise<{ uuid: string; podDir: string }> {
     const prepared = await preparePod(parseRunArgs(this.positionals.filter((a) => a !== '--json')), {
-      fetch: await this.context.fetchContext(),
+      fetch: this.context.fetchContext(),
       warn: (m) => this.warn(m),
     });
     this.log(prepared.uuid);

@@ -1,9 +1,6 @@
 import { TspodCommand } from '../cli/base-command.js';
 import { runFlags } from '../cli/run-flags.js';
-import { launchPod } from '../pod/launch.js';
-import { preparePod } from '../pod/prepare.js';
-import { parseRunArgs } from '../pod/run-args.js';
-import { beginRun, moveToGarbage } from '../pod/state.js';
+import { runPod } from '../pod/run.js';
 
 export default class Run extends TspodCommand<typeof Run> {
   static override summary = 'Run a pod in the foreground; exits with the failing app\'s status';
@@ -23,16 +20,6 @@ export default class Run extends TspodCommand<typeof Run> {
   static override flags = runFlags;
 
   public async run(): Promise<void> {
-    const fetch = await this.context.fetchContext();
-    const prepared = await preparePod(parseRunArgs(this.positionals), { fetch, warn: (m) => this.warn(m), keepLock: true });
-    const dir = fetch.store.layout.root;
-    let pod;
-    try {
-      pod = await beginRun(dir, fetch.store.sys, prepared.pod!);
-    } catch (err) {
-      moveToGarbage(dir, fetch.store.sys, prepared.pod!);
-      throw err;
-    }
-    process.exitCode = await launchPod(dir, fetch.store.sys, pod, prepared.built.runOptions);
+    process.exitCode = await runPod(this.positionals, { fetch: this.context.fetchContext(), warn: (m) => this.warn(m) });
   }
 }

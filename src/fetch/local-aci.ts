@@ -13,12 +13,12 @@ import { readAci } from '../image/aci-reader.js';
 import type { ImageRecord } from '../store/catalog.js';
 import type { Store } from '../store/store.js';
 import type { Keystore } from '../trust/keystore.js';
-import { readSignature, verifyDetached } from '../trust/verify.js';
 import type { InsecureOptions } from './insecure-options.js';
 
 export interface FetchContext {
   store: Store;
-  keystore: Keystore;
+  /** The keystore, loaded on first use: openpgp costs ~80 ms of start-up that `run` of a stored image never needs. */
+  keystore: () => Promise<Keystore>;
   insecure: InsecureOptions;
   onWarning: (message: string) => void;
 }
@@ -44,14 +44,16 @@ export async function fetchLocalAci(file: string, ctx: FetchContext, request: Fe
   const what = file;
   if (!fs.existsSync(file)) throw new NotFoundError(`fetch ${what}: no such file`);
   const signaturePath = request.signaturePath ?? `${file}.asc`;
-  let signature: Awaited<ReturnType<typeof readSignature>> | undefined;
-  if (!ctx.insecure.image) {
+  let signature: Awaited<ReturnType<typeof import('../trust/verify.js').readSignature>> | undefined;
+  // openpgp is loaded only when a signature is to be checked.
+  const verify = ctx.insecure.image ? undefined : await import('../trust/verify.js');
+  if (verify !== undefined) {
     if (!fs.existsSync(signaturePath)) {
       throw new TrustError(`fetch ${what}: no signature at ${signaturePath}`, {
         suggestions: [`sign it: gpg --armor --detach-sign ${file}`, `or skip the check: tspod fetch --insecure-options=image ${file}`],
       });
     }
-    signature = await readSignature(fs.readFileSync(signaturePath), `signature ${signaturePath}`);
+    signature = await verify.readSignature(fs.readFileSync(signaturePath), `signature ${signaturePath}`);
   }
 
   const { store } = ctx;
@@ -72,13 +74,13 @@ export async function fetchLocalAci(file: string, ctx: FetchContext, request: Fe
         throw new ImageFormatError(`fetch ${what}: image ${manifest.name} does not carry the labels ${wanted}`);
       }
       let signer: string | null = null;
-      if (signature !== undefined) {
+      if (signature !== undefined && verify !== undefined) {
         // The signature covers the file as transferred (compressed), per the appc spec.
-        const verified = await verifyDetached({
+        const verified = await verify.verifyDetached({
           signature,
           data: fs.createReadStream(file, { highWaterMark: 1 << 20 }),
           name: manifest.name,
-          keystore: ctx.keystore,
+          keystore: await ctx.keystore(),
         });
         signer = verified.signerFingerprint;
       } else {
