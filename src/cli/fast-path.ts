@@ -1,5 +1,5 @@
-// The fast path of bin/run.js for `tspod run`, the command whose start-up time is the pod's
-// start-up time. Loading oclif alone costs about 95 ms of Node start-up (stage1/README.md,
+// The fast path of bin/run.js for `tspod run` and `tspod run-prepared UUID`, the commands whose
+// start-up time is the pod's start-up time. Loading oclif alone costs about 95 ms of Node start-up (stage1/README.md,
 // "Process model"), so `run` is dispatched here without it: `run` parses its own grammar
 // (src/pod/run-args.ts) and the global flags (src/cli/global-flags.ts) anyway, and errors are
 // reported by the same function as the oclif commands use. `--help` and everything else go
@@ -14,6 +14,11 @@ const FAST_COMMANDS: Record<string, (argv: readonly string[], context: Context) 
     const { runPod } = await import('../pod/run.js');
     return runPod(argv, { fetch: context.fetchContext(), warn: context.warn });
   },
+  // Only its plain form `run-prepared UUID` (isFastPath); anything else gets oclif's parsing.
+  'run-prepared': async ([uuid], context) => {
+    const { runPreparedPod } = await import('../pod/run.js');
+    return runPreparedPod(context.options.dir, context.sys, uuid!);
+  },
 };
 
 /** Whether `argv` (without node and the script) is for the fast path: a fast command, no help asked. */
@@ -23,6 +28,7 @@ export function isFastPath(argv: readonly string[]): boolean {
   if (command === undefined || !Object.hasOwn(FAST_COMMANDS, command)) return false;
   // Help is oclif's, and so are the words after an app's `--` (which takeGlobalFlags keeps).
   const own = rest.slice(1, rest.includes('--') ? rest.indexOf('--') : undefined);
+  if (command === 'run-prepared') return own.length === 1 && !own[0]!.startsWith('-');
   return !own.some((arg) => arg === '--help' || arg === '-h');
 }
 

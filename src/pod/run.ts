@@ -1,11 +1,18 @@
 // `tspod run`: prepare the pod from rkt's run grammar (keeping its lock), move it to run/ and hand
-// it to stage1 in the foreground. Returns the pod's exit status (the failing app's). Shared by the
-// oclif command and the fast path (src/cli/fast-path.ts), so both run exactly the same code.
+// it to stage1 in the foreground; `tspod run-prepared`: the same hand-over for a prepared pod.
+// Both return the pod's exit status (the failing app's). Shared by the oclif commands and the
+// fast path (src/cli/fast-path.ts), so both run exactly the same code.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { POD_FILES, type RunOptions } from '../../stage1/contract.js';
 import type { FetchContext } from '../fetch/local-aci.js';
+import type { Syscalls } from '../sys/types.js';
 import { launchPod } from './launch.js';
 import { preparePod } from './prepare.js';
 import { parseRunArgs } from './run-args.js';
-import { beginRun, moveToGarbage } from './state.js';
+import { beginRun, moveToGarbage, podPath } from './state.js';
+import { resolvePodUuid } from './uuid.js';
 
 export interface RunPodOptions {
   fetch: FetchContext;
@@ -24,4 +31,11 @@ export async function runPod(argv: readonly string[], options: RunPodOptions): P
     throw err;
   }
   return launchPod(dir, fetch.store.sys, pod, prepared.built.runOptions);
+}
+
+/** `tspod run-prepared UUID`: of two processes starting one prepared pod, one wins (beginRun). */
+export async function runPreparedPod(dir: string, sys: Syscalls, uuidArg: string): Promise<number> {
+  const pod = await beginRun(dir, sys, resolvePodUuid(dir, uuidArg));
+  const runOptions = JSON.parse(fs.readFileSync(path.join(podPath(dir, pod.location, pod.uuid), POD_FILES.runOptions), 'utf8')) as RunOptions;
+  return launchPod(dir, sys, pod, runOptions);
 }

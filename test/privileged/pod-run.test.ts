@@ -215,9 +215,9 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
   });
 
   it('concurrent run + gc loops lose no pod and leave no mount or cgroup behind', async () => {
-    // The issue asks for 20 loops for a minute; CI's budget here is 4 loops for about 15 s.
-    const loops = 4;
-    const deadline = Date.now() + 15_000;
+    // 20 loops of (run, gc) side by side for one minute, as issue 4 asks.
+    const loops = 20;
+    const deadline = Date.now() + 60_000;
     const runOne = () =>
       new Promise<{ code: number | null; uuid: string }>((resolve) => {
         const uuidFile = path.join(env.base, `uuid-${Math.random().toString(16).slice(2)}`);
@@ -240,6 +240,7 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     );
     expect(failures).toEqual([]);
     expect(seen.length).toBeGreaterThanOrEqual(loops);
+    expect(seen.filter((uuid) => uuid === '')).toEqual([]);
     // Every pod that ran is either still listed (exited, or marked for gc) or was collected by gc:
     // none is stuck running or preparing.
     const listed = env.json<Listed[]>(['list']);
@@ -249,7 +250,7 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     expect(env.json<Listed[]>(['list']).filter((p) => seen.includes(p.name))).toEqual([]);
     expect(hostMountsOfPods()).toBe(0);
     expect(fs.readdirSync('/sys/fs/cgroup/memory/tspod').filter((d) => d.startsWith('pod-'))).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 
   it('kill -9 of tspod run ends the pod (PID 1 dies with it); list shows it exited and gc removes everything', async () => {
     const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
