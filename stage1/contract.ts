@@ -36,11 +36,26 @@ export const STAGE1_FILES = {
   ready: 'ready',
   /** The pod's root (mount point of the apps' rootfs trees), for `enter` and gc. */
   rootDir: 'root',
+  /**
+   * `--mds-register` only: the pod's metadata service HMAC key, 32 random bytes, mode 0600. The
+   * metadata services of other pods read it to verify this pod's signatures while the pod is in
+   * `pods/run` (stage1/mds.ts).
+   */
+  mdsHmacKey: 'mds-hmac-key',
+  /** The PodPlan (stage1/plan.ts) the init made, as JSON, written before any mount. `enter.js` builds each app's exec step from it. */
+  plan: 'plan.json',
 } as const;
 
 /** How stage0 names the stage1 entry points (relative to the package's dist/stage1/). */
 export const STAGE1_ENTRYPOINTS = {
   run: 'init.js',
+  /**
+   * `enter.js POD_DIR APP -- CMD [ARGS...]`: started by `tspod enter` from a main thread that has
+   * joined the init's IPC, UTS, network (when the pod has its own), PID and mount namespaces, so
+   * it runs as a process of the pod; cwd `/`, stdio inherited. It reads `plan.json`, joins the
+   * app's cgroup(s) and execs CMD through the app's exec step (a bare CMD is looked up in the
+   * app's PATH). Exit status: CMD's; 254 for bad input, 203 when the exec step fails.
+   */
   enter: 'enter.js',
   stop: 'stop.js',
   gc: 'gc.js',

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import tty from 'node:tty';
 
 import { TspodError, ValidationError } from '../src/errors.js';
 import {
@@ -17,6 +18,9 @@ import {
   PR_CAPBSET_DROP,
   PR_SET_KEEPCAPS,
   PR_SET_NO_NEW_PRIVS,
+  SIG_BLOCK,
+  SIG_UNBLOCK,
+  SIGTTOU,
   SyscallError,
   type Syscalls,
 } from '../src/sys/types.js';
@@ -58,6 +62,11 @@ export interface ExecStep {
   /** The file given to execve(2), when the plan already resolved it (AppPlan.exec.path). */
   path?: string;
   env: Record<string, string>;
+  /**
+   * `--interactive`: when stdin is a terminal, the app gets a process group of its own and it
+   * becomes the terminal's foreground group, so ^C and ^Z reach the app and not tspod.
+   */
+  foreground?: boolean;
 }
 
 /** The ExecStep of a planned app. */
@@ -111,6 +120,7 @@ export function parseExecStep(value: unknown, source = 'exec step'): ExecStep {
     problems.push('/exec: must be a non-empty array of strings');
   }
   if (v.path !== undefined && !isAbsolute(v.path)) problems.push('/path: must be an absolute path');
+  if (v.foreground !== undefined && typeof v.foreground !== 'boolean') problems.push('/foreground: must be a boolean');
   if (!isObject(v.env) || !Object.entries(v.env).every(([k, val]) => k !== '' && !k.includes('=') && !k.includes('\0') && typeof val === 'string' && !val.includes('\0'))) {
     problems.push('/env: must map names (no "=") to strings');
   }
@@ -121,6 +131,8 @@ export function parseExecStep(value: unknown, source = 'exec step'): ExecStep {
 export interface ExecAppOptions {
   /** Whether a path (inside the chroot, already entered) is an executable file; for PATH search. */
   isExecutable?: (file: string) => boolean;
+  /** Whether an fd is a terminal (default tty.isatty); for `foreground`. */
+  isTerminal?: (fd: number) => boolean;
 }
 
 function isExecutableFile(file: string): boolean {
@@ -188,6 +200,16 @@ export function execApp(step: ExecStep, sys: Syscalls, options: ExecAppOptions =
   // 3. Node marks fds 0-2 close-on-exec (docs/linux-from-node.md): without clearing FD_CLOEXEC the
   //    app would start with no stdin/stdout/stderr. Done before seccomp, which may deny fcntl.
   for (const fd of [0, 1, 2]) sys.fcntlSetCloexec(fd, false);
+  // 3b. --interactive: a process group of its own, made the terminal's foreground group
+  //     (credentials(7) "Sessions and process groups"). tcsetpgrp(3) from a background group sends the caller
+  //     SIGTTOU, which would stop it, unless the signal is blocked (tty_check_change in
+  //     drivers/tty/tty_jobctrl.c); the mask is restored because execve keeps it.
+  if (step.foreground === true && (options.isTerminal ?? tty.isatty)(0)) {
+    sys.setpgid(0, 0);
+    sys.pthreadSigmask(SIG_BLOCK, [SIGTTOU]);
+    sys.tcsetpgrp(0, sys.getpid());
+    sys.pthreadSigmask(SIG_UNBLOCK, [SIGTTOU]);
+  }
 
   // seccomp(2): installing a filter needs no_new_privs or CAP_SYS_ADMIN in the effective set
   // (else EACCES). With no_new_privs it goes last, so the filter cannot block the setup calls.

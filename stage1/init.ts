@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
 
 import { parseImageManifest, parsePodManifest } from '../src/appc/validate.js';
@@ -15,9 +16,10 @@ import { describeCauseChain, EXIT_TSPOD_FAILURE } from '../src/errors.js';
 import { libcSyscalls as sys, PR_SET_PDEATHSIG, SyscallError, WEXITSTATUS, WIFEXITED, WIFSIGNALED, WNOHANG, WTERMSIG } from '../src/sys/index.js';
 import { applyPodFilesystem } from './apply.js';
 import { PodCgroups } from './cgroups.js';
-import { exitStatusForSignal, exitStatusOfChild, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
+import { exitStatusForSignal, exitStatusOfChild, podNamespaces, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
 import { execStepForApp, type ExecStep } from './exec-app.js';
 import { hostView } from './host-view.js';
+import { bringInterfaceUp, LOOPBACK_INTERFACE, needsLoopback } from './loopback.js';
 import { planPod, type AppPlan, type ExecSpec, type PlanAppInput } from './plan.js';
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as const;
@@ -45,6 +47,16 @@ function readPlanInputs(podDir: string) {
   return { manifest, runOptions, apps };
 }
 
+/** The terminal on stdin (`/dev/pts/3`), or undefined when stdin is not one. */
+function terminalOfStdin(): string | undefined {
+  if (!tty.isatty(0)) return undefined;
+  try {
+    return fs.readlinkSync('/proc/self/fd/0');
+  } catch {
+    return undefined;
+  }
+}
+
 /** waitpid(-1, WNOHANG) until nothing more has ended; ECHILD means no child is left. */
 function reapAll(onExit: (pid: number, status: number) => void): void {
   for (;;) {
@@ -67,16 +79,29 @@ async function main(): Promise<number> {
   sys.prctl(PR_SET_PDEATHSIG, SIGNALS.SIGKILL);
   const uuid = path.basename(podDir);
   const inputs = readPlanInputs(podDir);
+  // --- loopback and the metadata service (stage1/README.md, "Loopback and the metadata service") --
+  // stage0 unshared the pod's network namespace before it started this process (launch.ts), so
+  // these calls act on the pod's own `lo`; with --net=host the host's network is left alone.
+  if (needsLoopback(podNamespaces(inputs.runOptions.net))) bringInterfaceUp(sys, LOOPBACK_INTERFACE);
+  // --mds-register: served from this process on the pod's 127.0.0.1 until the pod ends. Loaded
+  // lazily, so pods without it do not load node:http.
+  const mds = inputs.runOptions.mdsRegister
+    ? await (await import('./mds.js')).startPodMetadataService({ podDir, uuid, podManifest: inputs.manifest, apps: inputs.apps })
+    : undefined;
+  // --- end of loopback and metadata service -----------------------------------------------------
   const plan = planPod({
     uuid,
     podDir,
     ...inputs,
     view: hostView,
     host: { resolvConf: hostView.readFile('/etc/resolv.conf') },
+    metadataUrl: mds?.url,
   });
   for (const warning of plan.warnings) process.stderr.write(`tspod: warning: ${warning}\n`);
   fs.writeFileSync(path.join(podDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
-  applyPodFilesystem(sys, plan);
+  // --interactive: the app's /dev/console is the terminal tspod run was started from.
+  const interactive = inputs.runOptions.interactive;
+  applyPodFilesystem(sys, plan, interactive ? { terminal: terminalOfStdin() } : {});
   const cgroups = new PodCgroups(plan);
   cgroups.create();
   fs.writeFileSync(path.join(podDir, STAGE1_FILES.cgroup), `${plan.cgroup.path}\n`);
@@ -102,7 +127,8 @@ async function main(): Promise<number> {
   const startStep = (appName: string, step: ExecStep, kind: string): Promise<number> => {
     const stepFile = path.join(podDir, POD_FILES.appsDir, appName, `${kind}-step.json`);
     fs.writeFileSync(stepFile, JSON.stringify(step), { mode: 0o600 });
-    const child = spawn(process.execPath, [EXEC_MAIN, stepFile], { stdio: 'inherit' });
+    // Only an --interactive app reads tspod run's stdin; the others get /dev/null, as under rkt.
+    const child = spawn(process.execPath, [EXEC_MAIN, stepFile], { stdio: [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
     if (child.pid === undefined) throw new Error(`app ${appName}: could not start the exec step (${kind})`);
     const pid = child.pid;
     // The exec step needs ~80 ms before it execs: it is in the app's cgroup long before.
@@ -144,7 +170,7 @@ async function main(): Promise<number> {
 
   /** spec/aci.md eventHandlers: pre-start must exit 0 before the exec; post-stop runs after it. */
   const runApp = async (app: AppPlan): Promise<void> => {
-    const step = execStepForApp(app);
+    const step: ExecStep = { ...execStepForApp(app), ...(interactive ? { foreground: true } : {}) };
     const handler = (spec: ExecSpec): ExecStep => ({ ...step, exec: [...spec.argv], path: spec.path });
     touch(path.join(statusDir, `${app.name}.created`));
     if (app.eventHandlers.preStart !== undefined) {
@@ -181,6 +207,7 @@ async function main(): Promise<number> {
     return firstFailure ?? 0;
   } finally {
     clearInterval(timer);
+    await mds?.close();
     // Orphans of the apps may linger in the cgroups for a moment: they die with this PID 1.
     try {
       cgroups.remove();

@@ -1,61 +1,101 @@
-// The fast path of bin/run.js for `tspod run` and `tspod run-prepared UUID`, the commands whose
-// start-up time is the pod's start-up time. Loading oclif alone costs about 95 ms of Node start-up (stage1/README.md,
-// "Process model"), so `run` is dispatched here without it: `run` parses its own grammar
-// (src/pod/run-args.ts) and the global flags (src/cli/global-flags.ts) anyway, and errors are
-// reported by the same function as the oclif commands use. `--help` and everything else go
-// through oclif.
+// The fast path of bin/run.js for the commands whose start-up time users feel on every pod:
+// `tspod run`, `tspod run-prepared UUID` and `tspod enter`. Loading oclif alone costs about 95 ms
+// of Node start-up (stage1/README.md, "Process model"), so these are dispatched here without it:
+// they parse their own grammars anyway (src/pod/run-args.ts, src/pod/enter.ts) with the global
+// flags from one table (src/cli/global-flags.ts), and errors are reported by the same function the
+// oclif commands use. `--help`, and any form these parsers leave to oclif, go through oclif.
 import { Context } from './context.js';
-import { takeGlobalFlags } from './global-flags.js';
+import { globalFlagArity, takeGlobalFlags, type GlobalFlagValues } from './global-flags.js';
 import { reportError } from './report-error.js';
 
-/** The commands the fast path runs: first word of argv -> handler returning the exit status. */
-const FAST_COMMANDS: Record<string, (argv: readonly string[], context: Context) => Promise<number>> = {
-  run: async (argv, context) => {
-    const { runPod } = await import('../pod/run.js');
-    return runPod(argv, { fetch: context.fetchContext(), warn: context.warn });
+/** argv split at the command word: the global flags before it, the command, the words after it. */
+export function splitCommand(argv: readonly string[]): { leading: string[]; command: string | undefined; rest: string[] } {
+  const arity: Record<string, 'switch' | 'value'> = globalFlagArity();
+  let i = 0;
+  while (i < argv.length) {
+    const arg = argv[i]!;
+    const name = arg.startsWith('--') ? arg.slice(2).split('=')[0]! : undefined;
+    if (name === undefined || !Object.hasOwn(arity, name)) break;
+    i += arity[name] === 'value' && !arg.includes('=') ? 2 : 1;
+  }
+  return { leading: argv.slice(0, i), command: argv[i], rest: argv.slice(i + 1) };
+}
+
+const isHelp = (arg: string) => arg === '--help' || arg === '-h';
+
+interface FastCommand {
+  /** Whether these words after the command are for the fast path (else oclif parses them). */
+  accepts(rest: readonly string[]): boolean;
+  run(leading: readonly string[], rest: readonly string[]): Promise<number>;
+}
+
+function contextOf(flags: GlobalFlagValues): Context {
+  return new Context({
+    dir: flags.dir,
+    localConfig: flags['local-config'],
+    systemConfig: flags['system-config'],
+    insecureOptions: flags['insecure-options'],
+    warn: (message) => process.stderr.write(`tspod: warning: ${message}\n`),
+  });
+}
+
+const FAST_COMMANDS: Record<string, FastCommand> = {
+  run: {
+    // The words after an app's `--` are the app's, `--help` among them.
+    accepts: (rest) => !rest.slice(0, rest.includes('--') ? rest.indexOf('--') : undefined).some(isHelp),
+    async run(leading, rest) {
+      const { flags, rest: argv } = takeGlobalFlags([...leading, ...rest]);
+      const { runPod } = await import('../pod/run.js');
+      const context = contextOf(flags);
+      return runPod(argv, { fetch: context.fetchContext(), warn: context.warn });
+    },
   },
-  // Only its plain form `run-prepared UUID` (isFastPath); anything else gets oclif's parsing.
-  'run-prepared': async ([uuid], context) => {
-    const { runPreparedPod } = await import('../pod/run.js');
-    return runPreparedPod(context.options.dir, context.sys, uuid!);
+  'run-prepared': {
+    // Only the plain form `run-prepared UUID`.
+    accepts: (rest) => rest.length === 1 && !rest[0]!.startsWith('-'),
+    async run(leading, [uuid]) {
+      const { flags } = takeGlobalFlags(leading);
+      const { runPreparedPod } = await import('../pod/run.js');
+      return runPreparedPod(flags.dir, contextOf(flags).sys, uuid!);
+    },
+  },
+  enter: {
+    // Flags come before the pod uuid; everything after it is the command's (src/pod/enter.ts).
+    accepts: (rest) => {
+      const valueFlags = new Set(['app', 'uuid-file', ...Object.entries(globalFlagArity()).filter(([, a]) => a === 'value').map(([n]) => n)]);
+      for (let i = 0; i < rest.length; i++) {
+        const arg = rest[i]!;
+        if (isHelp(arg)) return false;
+        if (!arg.startsWith('-') || arg === '--') return true;
+        if (valueFlags.has(arg.slice(2)) && !arg.includes('=')) i++;
+      }
+      return true;
+    },
+    async run(leading, rest) {
+      const { enterPod, parseEnterArgs } = await import('../pod/enter.js');
+      const { readUuidFile, resolvePodUuid } = await import('../pod/uuid.js');
+      const args = parseEnterArgs(rest, globalFlagArity());
+      const { flags } = takeGlobalFlags([...leading, ...args.otherFlags]);
+      const uuid = args.uuidFile !== undefined ? readUuidFile(args.uuidFile) : resolvePodUuid(flags.dir, args.uuid!);
+      return enterPod(flags.dir, { uuid, app: args.app, command: args.command }, { sys: contextOf(flags).sys });
+    },
   },
 };
 
-/** Whether `argv` (without node and the script) is for the fast path: a fast command, no help asked. */
+/** Whether `argv` (without node and the script) is for the fast path. */
 export function isFastPath(argv: readonly string[]): boolean {
-  const { rest } = safeTakeGlobalFlags(argv);
-  const command = rest[0];
+  const { command, rest } = splitCommand(argv);
   if (command === undefined || !Object.hasOwn(FAST_COMMANDS, command)) return false;
-  // Help is oclif's, and so are the words after an app's `--` (which takeGlobalFlags keeps).
-  const own = rest.slice(1, rest.includes('--') ? rest.indexOf('--') : undefined);
-  if (command === 'run-prepared') return own.length === 1 && !own[0]!.startsWith('-');
-  return !own.some((arg) => arg === '--help' || arg === '-h');
-}
-
-function safeTakeGlobalFlags(argv: readonly string[]): { rest: string[] } {
-  try {
-    return takeGlobalFlags(argv);
-  } catch {
-    return { rest: [] };
-  }
+  return FAST_COMMANDS[command]!.accepts(rest);
 }
 
 /** Runs a fast-path command; resolves to its exit status. */
 export async function runFastPath(argv: readonly string[]): Promise<number> {
-  let debug = argv.includes('--debug');
+  const { leading, command, rest } = splitCommand(argv);
   try {
-    const { flags, rest } = takeGlobalFlags(argv);
-    debug = flags.debug;
-    const context = new Context({
-      dir: flags.dir,
-      localConfig: flags['local-config'],
-      systemConfig: flags['system-config'],
-      insecureOptions: flags['insecure-options'],
-      warn: (message) => process.stderr.write(`tspod: warning: ${message}\n`),
-    });
-    const [command, ...commandArgv] = rest;
-    return await FAST_COMMANDS[command!]!(commandArgv, context);
+    return await FAST_COMMANDS[command!]!.run(leading, rest);
   } catch (err) {
+    const debug = [...leading, ...rest].includes('--debug');
     return reportError(err instanceof Error ? err : new Error(String(err)), { debug });
   }
 }

@@ -40,6 +40,12 @@ export interface GlobalFlagValues {
   'insecure-options': string;
 }
 
+/** Each global flag and whether it takes a value, for grammars that meet them among their own. */
+export function globalFlagArity(): Record<GlobalFlagName, 'switch' | 'value'> {
+  const entries = Object.entries(GLOBAL_FLAGS) as [GlobalFlagName, GlobalFlagDefinition][];
+  return Object.fromEntries(entries.map(([name, def]) => [name, def.type === 'boolean' ? 'switch' : 'value'])) as Record<GlobalFlagName, 'switch' | 'value'>;
+}
+
 /**
  * Splits argv into the global flags (with their env and default values) and everything else, for
  * commands with their own argument grammar (`run`, `prepare`, `enter`): global flags may appear

@@ -3,7 +3,22 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 
-import { _LINUX_CAPABILITY_VERSION_3, AT_FDCWD, CAP_DATA_V3_SIZE, F_GETFD, F_SETFD, FD_CLOEXEC, SECCOMP_SET_MODE_FILTER, SyscallError, TIOCSCTTY, type Syscalls } from './types.js';
+import {
+  _LINUX_CAPABILITY_VERSION_3,
+  AT_FDCWD,
+  CAP_DATA_V3_SIZE,
+  F_GETFD,
+  F_SETFD,
+  FD_CLOEXEC,
+  IFNAMSIZ,
+  IFREQ_SIZE,
+  SECCOMP_SET_MODE_FILTER,
+  SIOCGIFFLAGS,
+  SIOCSIFFLAGS,
+  SyscallError,
+  TIOCSCTTY,
+  type Syscalls,
+} from './types.js';
 
 type KoffiModule = typeof import('koffi');
 type Fn = (...args: unknown[]) => number;
@@ -44,7 +59,13 @@ interface Libc {
   kill: Fn;
   waitpid: Fn;
   setpgid: Fn;
+  tcsetpgrp: Fn;
+  pthreadSigmask: Fn;
   ioctl: Fn;
+  /** ioctl(fd, request, void *): requests whose argument is a struct (netdevice(7) ifreq). */
+  ioctlPtr: Fn;
+  socket: Fn;
+  close: Fn;
   /** syscall(nr, long, long, long): the raw credential calls. */
   syscallLong3: Fn;
   /** syscall(nr, long, gid_t *): setgroups. */
@@ -102,7 +123,14 @@ function load(): Libc {
     kill: lib.func('int kill(int pid, int sig)') as Fn,
     waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)') as Fn,
     setpgid: lib.func('int setpgid(int pid, int pgid)') as Fn,
+    tcsetpgrp: lib.func('int tcsetpgrp(int fd, int pgrp)') as Fn,
+    // sigset_t is 1024 bits in glibc; the kernel reads the first 64.
+    pthreadSigmask: lib.func('int pthread_sigmask(int how, void *set, void *oldset)') as Fn,
     ioctl: lib.func('int ioctl(int fd, unsigned long request, unsigned long arg)') as Fn,
+    // A second prototype of the variadic ioctl: a pointer also travels in a general register.
+    ioctlPtr: lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']) as Fn,
+    socket: lib.func('int socket(int domain, int type, int protocol)') as Fn,
+    close: lib.func('int close(int fd)') as Fn,
     syscallLong3: lib.func('syscall', 'long', ['long', 'long', 'long', 'long']) as Fn,
     syscallSetgroups: lib.func('syscall', 'long', ['long', 'long', 'void *']) as Fn,
     syscallStr2: lib.func('syscall', 'long', ['long', 'const char *', 'const char *']) as Fn,
@@ -127,6 +155,8 @@ function capHeader(pid: number): Buffer {
 
 const ENODATA = 61;
 const ERANGE = 34;
+/** Kernel spellings of the ifreq requests, for error messages. */
+const IFREQ_REQUEST_NAMES: Record<number, string> = { [SIOCGIFFLAGS]: 'SIOCGIFFLAGS', [SIOCSIFFLAGS]: 'SIOCSIFFLAGS' };
 
 export const libcSyscalls: Syscalls = {
   flock(fd, operation) {
@@ -268,6 +298,34 @@ export const libcSyscalls: Syscalls = {
   ioctlSetCtty(fd, steal) {
     const c = load();
     check(c, c.ioctl(fd, TIOCSCTTY, steal ? 1 : 0), 'ioctl TIOCSCTTY');
+  },
+  tcsetpgrp(fd, pgrp) {
+    const c = load();
+    check(c, c.tcsetpgrp(fd, pgrp), 'tcsetpgrp');
+  },
+  pthreadSigmask(how, signals) {
+    const c = load();
+    // sigset_t: bit (signo - 1) of an array of little-endian unsigned longs (x86_64, aarch64).
+    const set = Buffer.alloc(128);
+    set.writeBigUInt64LE(signals.reduce((mask, signo) => mask | (1n << BigInt(signo - 1)), 0n), 0);
+    // pthread_sigmask returns the error number instead of setting errno.
+    const error = Number(c.pthreadSigmask(how, set, null));
+    if (error !== 0) throw new SyscallError('pthread_sigmask', error);
+  },
+  socket(domain, type, protocol) {
+    const c = load();
+    return check(c, c.socket(domain, type, protocol), 'socket');
+  },
+  close(fd) {
+    const c = load();
+    check(c, c.close(fd), 'close');
+  },
+  ioctlIfreq(fd, request, ifreq) {
+    const c = load();
+    // netdevice(7): the kernel copies sizeof(struct ifreq) bytes in (and out for a get).
+    if (ifreq.length < IFREQ_SIZE) throw new RangeError(`ioctl: struct ifreq needs ${IFREQ_SIZE} bytes, not ${ifreq.length}`);
+    const name = ifreq.subarray(0, IFNAMSIZ).toString('latin1').replace(/\0.*$/s, '');
+    check(c, c.ioctlPtr(fd, request, ifreq), `ioctl ${IFREQ_REQUEST_NAMES[request] ?? `0x${request.toString(16)}`}`, name);
   },
   fsyncPath(path) {
     // fsync(2) on a directory fd is how a rename inside it is made durable.

@@ -1,7 +1,7 @@
 // A recording fake of Syscalls for unit tests of logic: every call is appended to `calls`;
 // behaviour per call can be scripted with `fail` (throw a SyscallError with an errno). It never
 // touches the kernel: execve records the call, then throws RecordedExecve (execve cannot return).
-import { CAP_DATA_V3_SIZE, PR_CAPBSET_DROP, PR_CAPBSET_READ, SyscallError, type Syscalls } from './types.js';
+import { CAP_DATA_V3_SIZE, IFF_LOOPBACK, IFNAMSIZ, IFREQ_FLAGS_OFFSET, PR_CAPBSET_DROP, PR_CAPBSET_READ, SIOCGIFFLAGS, SIOCSIFFLAGS, SyscallError, type Syscalls } from './types.js';
 
 /** Thrown by the fake's execve, in place of the new program image. */
 export class RecordedExecve extends Error {
@@ -30,6 +30,11 @@ export class RecordingSyscalls implements Syscalls {
   capData: Buffer = Buffer.alloc(CAP_DATA_V3_SIZE);
   /** Scripted waitpid results, consumed in order; undefined when empty (WNOHANG, nothing to reap). */
   readonly waitResults: { pid: number; status: number }[] = [];
+  /** The fake kernel's network interfaces and their flags (SIOCGIFFLAGS/SIOCSIFFLAGS); a new netns has `lo`, down. */
+  readonly interfaceFlags = new Map<string, number>([['lo', IFF_LOOPBACK]]);
+  /** fds the fake socket() handed out and close() has not closed yet. */
+  readonly openFds = new Set<number>();
+  private nextFd = 100;
 
   /** The next calls of `syscall` fail with `errno` (until `fail` is called with undefined). */
   fail(syscall: keyof Syscalls, errno: number | undefined): void {
@@ -136,5 +141,32 @@ export class RecordingSyscalls implements Syscalls {
   }
   ioctlSetCtty(fd: number, steal: boolean): void {
     this.record('ioctlSetCtty', [fd, steal]);
+  }
+  tcsetpgrp(fd: number, pgrp: number): void {
+    this.record('tcsetpgrp', [fd, pgrp]);
+  }
+  pthreadSigmask(how: number, signals: readonly number[]): void {
+    this.record('pthreadSigmask', [how, [...signals]]);
+  }
+  socket(domain: number, type: number, protocol: number): number {
+    this.record('socket', [domain, type, protocol]);
+    const fd = this.nextFd++;
+    this.openFds.add(fd);
+    return fd;
+  }
+  close(fd: number): void {
+    this.record('close', [fd]);
+    if (!this.openFds.delete(fd)) throw new SyscallError('close', 9 /* EBADF */);
+  }
+  ioctlIfreq(fd: number, request: number, ifreq: Buffer): void {
+    const name = ifreq.subarray(0, IFNAMSIZ).toString('latin1').replace(/\0.*$/s, '');
+    this.record('ioctlIfreq', [fd, request, Buffer.from(ifreq)], name);
+    if (!this.openFds.has(fd)) throw new SyscallError('ioctlIfreq', 9 /* EBADF */, name);
+    const flags = this.interfaceFlags.get(name);
+    // netdevice(7): an unknown interface name is ENODEV.
+    if (flags === undefined) throw new SyscallError('ioctlIfreq', 19 /* ENODEV */, name);
+    if (request === SIOCGIFFLAGS) ifreq.writeUInt16LE(flags, IFREQ_FLAGS_OFFSET);
+    else if (request === SIOCSIFFLAGS) this.interfaceFlags.set(name, ifreq.readUInt16LE(IFREQ_FLAGS_OFFSET));
+    else throw new SyscallError('ioctlIfreq', 22 /* EINVAL */, name);
   }
 }

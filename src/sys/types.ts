@@ -117,6 +117,30 @@ export const WCONTINUED = 8;
 // ioctl_tty(2) (asm-generic/ioctls.h, x86_64 and aarch64 alike)
 export const TIOCSCTTY = 0x540e;
 
+// pthread_sigmask(3) `how` (asm-generic/signal-defs.h) and the job-control signal that
+// tcsetpgrp(3) sends a background caller (signal(7), x86_64 and aarch64 alike)
+export const SIG_BLOCK = 0;
+export const SIG_UNBLOCK = 1;
+export const SIGTTOU = 22;
+
+// socket(2) (linux/socket.h, linux/net.h)
+export const AF_INET = 2;
+export const SOCK_DGRAM = 2;
+export const SOCK_CLOEXEC = 0o2000000;
+
+// netdevice(7): interface flags through ioctl(2) on any socket (linux/sockios.h, linux/if.h)
+export const SIOCGIFFLAGS = 0x8913;
+export const SIOCSIFFLAGS = 0x8914;
+/** Bytes of an interface name in `struct ifreq`, the terminating NUL included. */
+export const IFNAMSIZ = 16;
+/** sizeof(struct ifreq) on 64-bit Linux: the name, then a 24-byte union (`ifr_flags` is its first short). */
+export const IFREQ_SIZE = 40;
+/** Offset of `ifr_flags` (a short) in `struct ifreq`. */
+export const IFREQ_FLAGS_OFFSET = IFNAMSIZ;
+export const IFF_UP = 0x1;
+export const IFF_LOOPBACK = 0x8;
+export const IFF_RUNNING = 0x40;
+
 /** wait(2) status macros, as glibc's bits/waitstatus.h defines them. */
 export function WIFEXITED(status: number): boolean {
   return (status & 0x7f) === 0;
@@ -248,4 +272,17 @@ export interface Syscalls {
   setpgid(pid: number, pgid: number): void;
   /** ioctl(fd, TIOCSCTTY, steal): make the terminal on `fd` the controlling terminal of this session. */
   ioctlSetCtty(fd: number, steal: boolean): void;
+  /** tcsetpgrp(3): make `pgrp` the foreground process group of the terminal on `fd`. */
+  tcsetpgrp(fd: number, pgrp: number): void;
+  /** pthread_sigmask(3) for the calling thread: SIG_BLOCK or SIG_UNBLOCK the given signal numbers. */
+  pthreadSigmask(how: number, signals: readonly number[]): void;
+  /** socket(2); returns the new fd. Created in the calling thread's network namespace. */
+  socket(domain: number, type: number, protocol: number): number;
+  /** close(2) of an fd tspod opened through this layer (socket). */
+  close(fd: number): void;
+  /**
+   * ioctl(fd, request, struct ifreq *) for the netdevice(7) requests (SIOCGIFFLAGS, SIOCSIFFLAGS):
+   * `ifreq` is IFREQ_SIZE bytes, read and written in place (a get fills it).
+   */
+  ioctlIfreq(fd: number, request: number, ifreq: Buffer): void;
 }

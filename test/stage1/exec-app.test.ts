@@ -12,6 +12,9 @@ import {
   PR_CAPBSET_DROP,
   PR_SET_KEEPCAPS,
   PR_SET_NO_NEW_PRIVS,
+  SIG_BLOCK,
+  SIG_UNBLOCK,
+  SIGTTOU,
   SyscallError,
 } from '../../src/sys/types.js';
 import { capabilitySetsToJson, capDataBuffer, toCapData, type CapabilitySets } from '../../stage1/capabilities.js';
@@ -42,9 +45,9 @@ function step(over: Partial<ExecStep> = {}): ExecStep {
   };
 }
 
-function run(s: ExecStep, fake = new RecordingSyscalls()): { fake: RecordingSyscalls; exec: RecordedExecve | undefined; error: unknown } {
+function run(s: ExecStep, fake = new RecordingSyscalls(), isTerminal = (_fd: number) => false): { fake: RecordingSyscalls; exec: RecordedExecve | undefined; error: unknown } {
   try {
-    execApp(s, fake, { isExecutable: (f) => f === '/bin/server' });
+    execApp(s, fake, { isExecutable: (f) => f === '/bin/server', isTerminal });
   } catch (err) {
     if (err instanceof RecordedExecve) return { fake, exec: err, error: undefined };
     return { fake, exec: undefined, error: err };
@@ -72,6 +75,28 @@ function prctlName([option, arg2]: number[]): string {
 }
 
 describe('execApp (recording fake)', () => {
+  it('--interactive on a terminal: own process group, SIGTTOU blocked around tcsetpgrp, before the credentials', () => {
+    const fake = new RecordingSyscalls();
+    const { exec } = run(step({ foreground: true }), fake, (fd) => fd === 0);
+    expect(exec).toBeDefined();
+    const seq = sequence(fake);
+    const at = seq.indexOf('setpgid');
+    expect(seq.slice(at, at + 5)).toEqual(['setpgid', 'pthreadSigmask', 'getpid', 'tcsetpgrp', 'pthreadSigmask']);
+    expect(at).toBeGreaterThan(seq.lastIndexOf('fcntlSetCloexec'));
+    expect(at).toBeLessThan(seq.indexOf('setgroups'));
+    const masks = fake.calls.filter((c) => c.syscall === 'pthreadSigmask').map((c) => c.args);
+    expect(masks).toEqual([[SIG_BLOCK, [SIGTTOU]], [SIG_UNBLOCK, [SIGTTOU]]]);
+    expect(fake.calls.find((c) => c.syscall === 'setpgid')?.args).toEqual([0, 0]);
+    expect(fake.calls.find((c) => c.syscall === 'tcsetpgrp')?.args[0]).toBe(0);
+  });
+
+  it('--interactive without a terminal on stdin, or no --interactive: no process group or terminal calls', () => {
+    for (const [foreground, terminal] of [[true, false], [false, true]] as const) {
+      const { fake } = run(step({ foreground }), new RecordingSyscalls(), () => terminal);
+      expect(fake.calls.filter((c) => ['setpgid', 'tcsetpgrp', 'pthreadSigmask'].includes(c.syscall))).toEqual([]);
+    }
+  });
+
   it('root app with no_new_privs and a filter: chroot, fds, ids, bounding, caps, no_new_privs, seccomp last, execve', () => {
     const { fake, exec } = run(step({ noNewPrivileges: true, seccompProgramBase64: FILTER.toString('base64'), supplementaryGids: [10, 20] }));
     expect(sequence(fake)).toEqual([
