@@ -9,6 +9,8 @@ DEBIAN_PACKAGES=(
   appc-spec        # actool: builds the fixture ACIs, reference validator in tests
   busybox-static   # the demo image's userland
   gnupg            # keys and signatures in tests and the demo
+  gpg-wks-client   # WKD hashes to check src/discovery against (tests)
+  dnsmasq-base     # a real DNS server on loopback for the discovery and resolver tests
   xz-utils bzip2   # .aci compressed with xz / bzip2 (tspod calls the system tools)
   openssl          # test CA and certificates for HTTPS tests
   ca-certificates

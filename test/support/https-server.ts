@@ -1,7 +1,9 @@
 // Test helper: a real HTTPS (or plain HTTP) server on 127.0.0.1 and a random port, with a test CA
 // and a leaf certificate (subjectAltName IP:127.0.0.1, DNS:localhost) made by `openssl` at run
 // time. Routes are plain functions; every request is recorded. Reused by http, trust, discovery and
-// fetch suites.
+// fetch suites. Discovery tests add DNS names to the certificate (`makeTestCa({ dnsNames })`) and
+// bind a chosen loopback address and port (`startServer({ host: '127.53.1.2', port: 443 })`,
+// which needs root for ports below 1024), so `https://example.test?ac-discovery=1` is real.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -31,10 +33,26 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Makes a CA, a leaf it signs (IP:127.0.0.1, DNS:localhost) and an unrelated self-signed cert. */
-export function makeTestCa(): TestCa {
+export interface MakeTestCaOptions {
+  /** Extra DNS names for the leaf (and self-signed) certificate, e.g. `example.test`. */
+  dnsNames?: string[];
+  /** Extra IP addresses for them, e.g. `127.53.1.2`. */
+  ips?: string[];
+}
+
+/**
+ * Makes a CA, a leaf it signs (IP:127.0.0.1, DNS:localhost, plus `dnsNames`/`ips`) and an
+ * unrelated self-signed cert for the same names.
+ */
+export function makeTestCa(opts: MakeTestCaOptions = {}): TestCa {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-ca-'));
-  const san = 'subjectAltName=IP:127.0.0.1,DNS:localhost';
+  const names = [
+    'IP:127.0.0.1',
+    'DNS:localhost',
+    ...(opts.ips ?? []).map((ip) => `IP:${ip}`),
+    ...(opts.dnsNames ?? []).map((n) => `DNS:${n}`),
+  ];
+  const san = `subjectAltName=${names.join(',')}`;
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
     '-subj', '/CN=tspod test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
   openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=localhost'], dir);
@@ -78,9 +96,13 @@ export interface StartServerOptions {
   /** TLS material; omit for plain HTTP. */
   tls?: { cert: string; key: string };
   routes?: Record<string, Route>;
+  /** Address to bind (default 127.0.0.1); any 127.x.y.z works on Linux without configuration. */
+  host?: string;
+  /** Port to bind (default 0: a random free port); 443 or 80 need root. */
+  port?: number;
 }
 
-/** Starts a server on 127.0.0.1:0. Unknown paths get 404 Not Found. */
+/** Starts a server on 127.0.0.1:0 (or `host`:`port`). Unknown paths get 404 Not Found. */
 export async function startServer(opts: StartServerOptions = {}): Promise<TestServer> {
   const routes = new Map<string, Route>(Object.entries(opts.routes ?? {}));
   const requests: RecordedRequest[] = [];
@@ -94,11 +116,14 @@ export async function startServer(opts: StartServerOptions = {}): Promise<TestSe
   const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  const scheme = opts.tls ? 'https' : 'http';
+  // A default port (443/80) is left out of the origin, as URL.origin and browsers do.
+  const origin = opts.host === undefined && opts.port === undefined ? `${scheme}://127.0.0.1:${port}` : new URL(`${scheme}://${opts.host ?? '127.0.0.1'}:${port}`).origin;
   return {
-    origin: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    origin,
     port,
     requests,
     route: (p, h) => void routes.set(p, h),
