@@ -1,226 +1,40 @@
 // stage1 init: the pod's PID 1 (`node dist/stage1/init.js POD_DIR`). stage0 created the pod's
 // namespaces with unshare(2) and started this process as its first child, so it is PID 1 of the
-// new PID namespace and lives in the pod's mount, UTS, IPC (and network) namespaces. It plans
-// the pod from the pod directory (stage1/contract.ts), mounts the pod's filesystems, starts every
-// app through the exec step, reaps every process that ends in the namespace (orphans included),
-// records exit statuses, stops the other apps when one fails, and exits with the failing app's
-// status. Kernel calls go through src/sys.
-import { spawn } from 'node:child_process';
+// new PID namespace and lives in the pod's mount, UTS, IPC (and network) namespaces.
+// Before it loads anything heavy, it starts one exec step per app (warm-exec.ts), so their Node
+// start-up overlaps its own; then supervise.ts plans and mounts the pod, starts the apps and
+// supervises them until the pod ends, and this process exits with the pod's status.
 import fs from 'node:fs';
 import path from 'node:path';
-import tty from 'node:tty';
-import { fileURLToPath } from 'node:url';
 
-import { parseImageManifest, parsePodManifest } from '../src/appc/validate.js';
-import { describeCauseChain, EXIT_TSPOD_FAILURE } from '../src/errors.js';
-import { libcSyscalls as sys, PR_SET_PDEATHSIG, SyscallError, WEXITSTATUS, WIFEXITED, WIFSIGNALED, WNOHANG, WTERMSIG } from '../src/sys/index.js';
-import { applyPodFilesystem } from './apply.js';
-import { PodCgroups } from './cgroups.js';
-import { exitStatusForSignal, exitStatusOfChild, podNamespaces, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
-import { execStepForApp, type ExecStep } from './exec-app.js';
-import { hostView } from './host-view.js';
-import { bringInterfaceUp, LOOPBACK_INTERFACE, needsLoopback } from './loopback.js';
-import { planPod, type AppPlan, type ExecSpec, type PlanAppInput } from './plan.js';
+import { POD_FILES, type RunOptions } from './contract.js';
+import { WarmExecSteps } from './warm-exec.js';
 
-const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as const;
-const REAP_INTERVAL_MS = 10;
-const EXEC_MAIN = fileURLToPath(new URL('./exec-app-main.js', import.meta.url));
-
-function touch(file: string): void {
-  fs.closeSync(fs.openSync(file, 'w', 0o644));
-}
-
-function readPlanInputs(podDir: string) {
-  const manifest = parsePodManifest(fs.readFileSync(path.join(podDir, POD_FILES.manifest)), `pod manifest in ${podDir}`);
-  const runOptions = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.runOptions), 'utf8')) as RunOptions;
-  // pods/run/<uuid> -> the data dir holding trees/.
-  const dataDir = path.resolve(podDir, '..', '..', '..');
-  const apps: Record<string, PlanAppInput> = {};
-  for (const app of manifest.apps) {
-    const appDir = path.join(podDir, POD_FILES.appsDir, app.name);
-    const treeId = fs.readFileSync(path.join(appDir, 'tree'), 'utf8').trim();
-    apps[app.name] = {
-      imageManifest: parseImageManifest(fs.readFileSync(path.join(appDir, 'image-manifest')), `image manifest of app ${app.name}`),
-      treeRootfs: path.join(dataDir, 'trees', treeId, 'rootfs'),
-    };
-  }
-  return { manifest, runOptions, apps };
-}
-
-/** The terminal on stdin (`/dev/pts/3`), or undefined when stdin is not one. */
-function terminalOfStdin(): string | undefined {
-  if (!tty.isatty(0)) return undefined;
+/** What the warm start needs from the pod directory, read without the validators (supervise.ts validates). */
+function appCount(podDir: string): { apps: number; interactive: boolean } {
   try {
-    return fs.readlinkSync('/proc/self/fd/0');
+    const manifest = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.manifest), 'utf8')) as { apps?: unknown[] };
+    const runOptions = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.runOptions), 'utf8')) as Partial<RunOptions>;
+    return { apps: Array.isArray(manifest.apps) ? manifest.apps.length : 0, interactive: runOptions.interactive === true };
   } catch {
-    return undefined;
+    return { apps: 0, interactive: false }; // supervise.ts reports the problem
   }
 }
 
-/** waitpid(-1, WNOHANG) until nothing more has ended; ECHILD means no child is left. */
-function reapAll(onExit: (pid: number, status: number) => void): void {
-  for (;;) {
-    let result: { pid: number; status: number } | undefined;
-    try {
-      result = sys.waitpid(-1, WNOHANG);
-    } catch (err) {
-      if (err instanceof SyscallError && err.code === 'ECHILD') return;
-      throw err;
-    }
-    if (result === undefined) return;
-    onExit(result.pid, result.status);
-  }
-}
-
-async function main(): Promise<number> {
-  const podDir = process.argv[2];
+const EXIT_TSPOD_FAILURE = 254;
+const podDir = process.argv[2];
+const warm = new WarmExecSteps();
+try {
   if (podDir === undefined) throw new Error('usage: init.js POD_DIR');
-  // stage0 is the pod's foreground supervisor: if it dies (kill -9), the pod dies with it.
-  sys.prctl(PR_SET_PDEATHSIG, SIGNALS.SIGKILL);
-  const uuid = path.basename(podDir);
-  const inputs = readPlanInputs(podDir);
-  // --- loopback and the metadata service (stage1/README.md, "Loopback and the metadata service") --
-  // stage0 unshared the pod's network namespace before it started this process (launch.ts), so
-  // these calls act on the pod's own `lo`; with --net=host the host's network is left alone.
-  if (needsLoopback(podNamespaces(inputs.runOptions.net))) bringInterfaceUp(sys, LOOPBACK_INTERFACE);
-  // --mds-register: served from this process on the pod's 127.0.0.1 until the pod ends. Loaded
-  // lazily, so pods without it do not load node:http.
-  const mds = inputs.runOptions.mdsRegister
-    ? await (await import('./mds.js')).startPodMetadataService({ podDir, uuid, podManifest: inputs.manifest, apps: inputs.apps })
-    : undefined;
-  // --- end of loopback and metadata service -----------------------------------------------------
-  const plan = planPod({
-    uuid,
-    podDir,
-    ...inputs,
-    view: hostView,
-    host: { resolvConf: hostView.readFile('/etc/resolv.conf') },
-    metadataUrl: mds?.url,
-  });
-  for (const warning of plan.warnings) process.stderr.write(`tspod: warning: ${warning}\n`);
-  fs.writeFileSync(path.join(podDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
-  // --interactive: the app's /dev/console is the terminal tspod run was started from.
-  const interactive = inputs.runOptions.interactive;
-  applyPodFilesystem(sys, plan, interactive ? { terminal: terminalOfStdin() } : {});
-  const cgroups = new PodCgroups(plan);
-  cgroups.create();
-  fs.writeFileSync(path.join(podDir, STAGE1_FILES.cgroup), `${plan.cgroup.path}\n`);
-
-  const statusDir = path.join(podDir, STAGE1_FILES.statusDir);
-  fs.mkdirSync(statusDir, { recursive: true });
-  /** Every live child (main processes and event handlers): its exit is delivered once. */
-  const children = new Map<number, (code: number) => void>();
-  /** The process that currently stands for each app (its handler or its main exec). */
-  const current = new Map<string, number>();
-  let firstFailure: number | undefined;
-  let stopping = false;
-  let started = 0;
-
-  /** A child ended: delivered once, whoever reaped it (libuv for its own children, or reapAll). */
-  const childExited = (pid: number, code: number): void => {
-    const deliver = children.get(pid);
-    if (deliver === undefined) return; // an orphan re-parented to PID 1: reaped, nothing to record
-    children.delete(pid);
-    deliver(code);
-  };
-  /** Starts one exec step (the app's exec or an event handler) in the app's cgroup. */
-  const startStep = (appName: string, step: ExecStep, kind: string): Promise<number> => {
-    const stepFile = path.join(podDir, POD_FILES.appsDir, appName, `${kind}-step.json`);
-    fs.writeFileSync(stepFile, JSON.stringify(step), { mode: 0o600 });
-    // Only an --interactive app reads tspod run's stdin; the others get /dev/null, as under rkt.
-    const child = spawn(process.execPath, [EXEC_MAIN, stepFile], { stdio: [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
-    if (child.pid === undefined) throw new Error(`app ${appName}: could not start the exec step (${kind})`);
-    const pid = child.pid;
-    // The exec step needs ~80 ms before it execs: it is in the app's cgroup long before.
-    cgroups.addApp(appName, pid);
-    current.set(appName, pid);
-    const exited = new Promise<number>((resolve) => children.set(pid, resolve));
-    // libuv reaps its own children on SIGCHLD, racing reapAll below: either path delivers the exit.
-    child.on('exit', (code, signal) => childExited(pid, exitStatusOfChild(code, signal)));
-    return exited;
-  };
-
-  const signalApps = (signal: NodeJS.Signals): void => {
-    for (const pid of current.values()) {
-      try {
-        process.kill(pid, signal);
-      } catch {
-        // ESRCH: it has just exited and is being reaped.
-      }
-    }
-  };
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    signalApps('SIGTERM');
-    // Apps that ignore SIGTERM are killed after the stop timeout.
-    setTimeout(() => signalApps('SIGKILL'), inputs.runOptions.stopTimeoutMs).unref();
-  };
-  const recordExit = (appName: string, code: number): void => {
-    fs.writeFileSync(path.join(statusDir, appName), `${code}\n`);
-    // Ending on the SIGTERM of a stop is graceful; any other non-zero status (an app failing, or
-    // one that had to be SIGKILLed after the stop timeout) is the pod's exit status.
-    const graceful = stopping && code === exitStatusForSignal(SIGNALS.SIGTERM);
-    if (code !== 0 && !graceful && firstFailure === undefined) {
-      firstFailure = code;
-      stop();
-    }
-  };
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, stop);
-
-  /** spec/aci.md eventHandlers: pre-start must exit 0 before the exec; post-stop runs after it. */
-  const runApp = async (app: AppPlan): Promise<void> => {
-    const step: ExecStep = { ...execStepForApp(app), ...(interactive ? { foreground: true } : {}) };
-    const handler = (spec: ExecSpec): ExecStep => ({ ...step, exec: [...spec.argv], path: spec.path });
-    touch(path.join(statusDir, `${app.name}.created`));
-    if (app.eventHandlers.preStart !== undefined) {
-      const code = await startStep(app.name, handler(app.eventHandlers.preStart), 'pre-start');
-      if (code !== 0) {
-        process.stderr.write(`tspod: app ${app.name}: pre-start handler exited ${code}; the app is not started\n`);
-        recordExit(app.name, code);
-        return;
-      }
-    }
-    if (stopping) return recordExit(app.name, exitStatusForSignal(SIGNALS.SIGTERM));
-    const exited = startStep(app.name, step, 'exec');
-    touch(path.join(statusDir, `${app.name}.started`));
-    // `status --wait-ready`: ready once every app's main process has started.
-    started += 1;
-    if (started === plan.apps.length) touch(path.join(podDir, STAGE1_FILES.ready));
-    const code = await exited;
-    current.delete(app.name);
-    recordExit(app.name, code);
-    if (app.eventHandlers.postStop !== undefined) await startStep(app.name, handler(app.eventHandlers.postStop), 'post-stop');
-    current.delete(app.name);
-  };
-
-  // PID 1 inherits every orphan of the namespace: reap them all (and any child libuv has not).
-  const timer = setInterval(
-    () =>
-      reapAll((pid, status) =>
-        childExited(pid, WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? exitStatusForSignal(WTERMSIG(status)) : EXIT_TSPOD_FAILURE),
-      ),
-    REAP_INTERVAL_MS,
-  );
-  try {
-    await Promise.all(plan.apps.map((app) => runApp(app)));
-    return firstFailure ?? 0;
-  } finally {
-    clearInterval(timer);
-    await mds?.close();
-    // Orphans of the apps may linger in the cgroups for a moment: they die with this PID 1.
-    try {
-      cgroups.remove();
-    } catch {
-      // EBUSY: left for gc, which removes the pod's cgroups with its directory.
-    }
-  }
+  const { apps, interactive } = appCount(podDir);
+  warm.start(apps, interactive ? 'inherit' : 'ignore');
+  const { supervisePod } = await import('./supervise.js');
+  const code = await supervisePod(podDir, warm);
+  warm.discard();
+  process.exit(code);
+} catch (err) {
+  warm.discard();
+  const { describeCauseChain } = await import('../src/errors.js');
+  for (const line of describeCauseChain(err)) process.stderr.write(`tspod: stage1: ${line}\n`);
+  process.exit(EXIT_TSPOD_FAILURE);
 }
-
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    for (const line of describeCauseChain(err)) process.stderr.write(`tspod: stage1: ${line}\n`);
-    process.exit(EXIT_TSPOD_FAILURE);
-  },
-);
