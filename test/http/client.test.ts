@@ -24,12 +24,12 @@ async function rejection(p: Promise<unknown>): Promise<HttpError> {
 }
 
 /**
- * Transpiles the client (and errors.ts) to plain ESM in a temp dir, so a child `node` process with
+ * Transpiles the client (with errors.ts and the http modules it imports) to plain ESM in a temp dir, so a child `node` process with
  * its own environment (NODE_EXTRA_CA_CERTS is read at process start) can run the real code.
  */
 function buildChildCopy(): string {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-http-child-'));
-  for (const rel of ['src/errors.ts', 'src/http/client.ts']) {
+  for (const rel of ['src/errors.ts', 'src/http/client.ts', 'src/http/agent.ts', 'src/http/auth.ts', 'src/http/exchange.ts', 'src/http/http-error.ts', 'src/http/retry.ts']) {
     const source = fs.readFileSync(path.join(repoRoot, rel), 'utf8');
     const js = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
@@ -101,7 +101,7 @@ describe.skipIf(!hasOpenssl)('getBytes over HTTPS (needs openssl)', () => {
   it('refuses plain http without allowHttp, also after a redirect, and allows it when asked', async () => {
     const err = await rejection(getBytes(`${plain.origin}/key.asc`));
     expect(err.message).toBe(`get ${plain.origin}/key.asc: plain http is not allowed`);
-    expect(err.suggestions).toEqual(['use an https:// URL, or pass --insecure-allow-http']);
+    expect(err.suggestions).toEqual(['use an https:// URL, or pass --insecure-options=http']);
     const viaRedirect = await rejection(getBytes(`${server.origin}/to-http`, { ca: ca.caCert }));
     expect(viaRedirect.message).toContain('(redirected to http://');
     const { bytes } = await getBytes(`${plain.origin}/key.asc`, { allowHttp: true });
