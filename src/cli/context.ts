@@ -1,8 +1,10 @@
 // The one place that constructs real implementations (libc syscalls, the store, the keystore)
 // from the global flags. Commands get collaborators from here and pass them down in options
 // objects; tests construct their own.
+import type { Resolver } from '../discovery/dns.js';
 import { parseInsecureOptions, type InsecureOptions } from '../fetch/insecure-options.js';
 import type { FetchContext } from '../fetch/local-aci.js';
+import type { ExchangeOptions } from '../http/exchange.js';
 import { Store } from '../store/store.js';
 import { libcSyscalls } from '../sys/libc.js';
 import type { Syscalls } from '../sys/types.js';
@@ -21,6 +23,7 @@ export class Context {
   readonly insecure: InsecureOptions;
   private storeInstance: Store | undefined;
   private keystoreInstance: Keystore | undefined;
+  private networkInstance: NetworkContext | undefined;
 
   constructor(readonly options: GlobalOptions) {
     this.insecure = parseInsecureOptions(options.insecureOptions);
@@ -44,8 +47,37 @@ export class Context {
     return this.keystoreInstance;
   }
 
+  /**
+   * What every network exchange of the command takes (loaded on first use, as most commands never
+   * touch the network): tspod's own DNS resolver (resolv.conf, /etc/hosts, TSPOD_NAMESERVER) as
+   * the lookup of every connection, the auth.d credentials of both config layers, and the TLS and
+   * plain-HTTP choices of --insecure-options.
+   */
+  async network(): Promise<NetworkContext> {
+    if (this.networkInstance === undefined) {
+      const [{ Resolver, createLookup }, { loadAuthConfig }] = await Promise.all([import('../discovery/dns.js'), import('../http/auth.js')]);
+      const resolver = new Resolver();
+      this.networkInstance = {
+        resolver,
+        http: {
+          lookup: createLookup(resolver),
+          auth: loadAuthConfig({ systemDir: this.options.systemConfig, localDir: this.options.localConfig }),
+          insecureTls: this.insecure.tls,
+          allowHttp: this.insecure.http,
+        },
+      };
+    }
+    return this.networkInstance;
+  }
+
   /** What the fetch functions take. */
   fetchContext(): FetchContext {
     return { store: this.store, keystore: () => this.keystore(), insecure: this.insecure, onWarning: this.warn };
   }
+}
+
+/** The DNS resolver and the options of every HTTP exchange of one command (Context.network). */
+export interface NetworkContext {
+  resolver: Resolver;
+  http: ExchangeOptions;
 }
