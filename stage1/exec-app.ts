@@ -67,10 +67,14 @@ export interface ExecStep {
    * becomes the terminal's foreground group, so ^C and ^Z reach the app and not tspod.
    */
   foreground?: boolean;
+  /** `os/linux/oom-score-adj` (-1000..1000), written to /proc/self/oom_score_adj; inherited by the app. */
+  oomScoreAdj?: number;
 }
 
 /** The ExecStep of a planned app. */
-export function execStepForApp(app: Pick<AppPlan, 'rootfs' | 'cwd' | 'uid' | 'gid' | 'supplementaryGids' | 'capabilities' | 'noNewPrivileges' | 'seccomp' | 'exec' | 'env'>): ExecStep {
+export function execStepForApp(
+  app: Pick<AppPlan, 'rootfs' | 'cwd' | 'uid' | 'gid' | 'supplementaryGids' | 'capabilities' | 'noNewPrivileges' | 'seccomp' | 'exec' | 'env' | 'oomScoreAdj'>,
+): ExecStep {
   const { bounding, effective, permitted, inheritable, ambient } = app.capabilities;
   return {
     rootfs: app.rootfs,
@@ -84,6 +88,7 @@ export function execStepForApp(app: Pick<AppPlan, 'rootfs' | 'cwd' | 'uid' | 'gi
     exec: [...app.exec.argv],
     path: app.exec.path,
     env: { ...app.env },
+    ...(app.oomScoreAdj === undefined ? {} : { oomScoreAdj: app.oomScoreAdj }),
   };
 }
 
@@ -121,6 +126,9 @@ export function parseExecStep(value: unknown, source = 'exec step'): ExecStep {
   }
   if (v.path !== undefined && !isAbsolute(v.path)) problems.push('/path: must be an absolute path');
   if (v.foreground !== undefined && typeof v.foreground !== 'boolean') problems.push('/foreground: must be a boolean');
+  if (v.oomScoreAdj !== undefined && !(Number.isInteger(v.oomScoreAdj) && (v.oomScoreAdj as number) >= -1000 && (v.oomScoreAdj as number) <= 1000)) {
+    problems.push('/oomScoreAdj: must be an integer -1000..1000');
+  }
   if (!isObject(v.env) || !Object.entries(v.env).every(([k, val]) => k !== '' && !k.includes('=') && !k.includes('\0') && typeof val === 'string' && !val.includes('\0'))) {
     problems.push('/env: must map names (no "=") to strings');
   }
@@ -133,6 +141,13 @@ export interface ExecAppOptions {
   isExecutable?: (file: string) => boolean;
   /** Whether an fd is a terminal (default tty.isatty); for `foreground`. */
   isTerminal?: (fd: number) => boolean;
+  /** Writes this process's OOM score adjustment (default: /proc/self/oom_score_adj). */
+  writeOomScoreAdj?: (value: number) => void;
+}
+
+function writeOwnOomScoreAdj(value: number): void {
+  // A sync write on the main thread: /proc/self is this process whichever thread writes.
+  fs.writeFileSync('/proc/self/oom_score_adj', `${value}\n`);
 }
 
 function isExecutableFile(file: string): boolean {
@@ -192,6 +207,9 @@ export function execApp(step: ExecStep, sys: Syscalls, options: ExecAppOptions =
   //    docs/linux-from-node.md). It also keeps execve from seeing a shared fs_struct
   //    (fs/exec.c check_unsafe_exec: LSM_UNSAFE_SHARE).
   sys.unshare(CLONE_FS);
+  // 1b. The OOM score, before chroot (the host's /proc) and while CAP_SYS_RESOURCE is still held:
+  //     lowering it needs that capability (proc(5) /proc/pid/oom_score_adj). Kept across execve.
+  if (step.oomScoreAdj !== undefined) (options.writeOomScoreAdj ?? writeOwnOomScoreAdj)(step.oomScoreAdj);
   // 2. Enter the app's root, then its working directory, resolved inside the new root.
   //    chroot(2) leaves the cwd outside the root: the chdir must follow it.
   sys.chroot(step.rootfs);

@@ -172,6 +172,17 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     expect(result.stdout).toMatch(/uid=1234 gid=2345 groups=2345?,?.*3000.*3001|uid=1234 gid=2345 groups=3000,3001/);
   });
 
+  it('--oom-score-adj is the app\'s /proc/self/oom_score_adj (a negative value where tspod holds CAP_SYS_RESOURCE)', () => {
+    // proc(5): lowering the score needs CAP_SYS_RESOURCE (24), which some sandboxes withhold even from root.
+    const capEff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`);
+    const values = ((capEff >> 24n) & 1n) === 1n ? ['-500', '700'] : ['700'];
+    for (const value of values) {
+      const result = run([demo, `--oom-score-adj=${value}`, '--exec', '/bin/cat', '--', '/proc/self/oom_score_adj']);
+      expect(result.status).toBe(0);
+      expect(result.stdout.trim()).toBe(value);
+    }
+  });
+
   it('an app allocating past --memory is killed by the OOM killer; run exits 137 and status shows it', () => {
     // tail keeps the last lines of its input: /dev/zero has no newline, so it buffers everything.
     const result = run([demo, '--memory=32M', '--exec', '/bin/busybox', '--', 'tail', '/dev/zero']);

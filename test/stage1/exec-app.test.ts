@@ -90,6 +90,14 @@ describe('execApp (recording fake)', () => {
     expect(fake.calls.find((c) => c.syscall === 'tcsetpgrp')?.args[0]).toBe(0);
   });
 
+  it('os/linux/oom-score-adj is written right after unshare(CLONE_FS), before chroot and the credentials', () => {
+    const fake = new RecordingSyscalls();
+    const write = (value: number) => fake.calls.push({ syscall: 'write oom_score_adj', args: [value] });
+    expect(() => execApp(step({ oomScoreAdj: -500 }), fake, { isExecutable: () => true, writeOomScoreAdj: write })).toThrow(RecordedExecve);
+    expect(fake.calls.slice(0, 3).map((c) => c.syscall)).toEqual(['unshare', 'write oom_score_adj', 'chroot']);
+    expect(fake.calls[1]?.args).toEqual([-500]);
+  });
+
   it('--interactive without a terminal on stdin, or no --interactive: no process group or terminal calls', () => {
     for (const [foreground, terminal] of [[true, false], [false, true]] as const) {
       const { fake } = run(step({ foreground }), new RecordingSyscalls(), () => terminal);
