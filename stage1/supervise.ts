@@ -21,7 +21,8 @@ import { bringInterfaceUp, LOOPBACK_INTERFACE, needsLoopback } from './loopback.
 import { planPod, type AppPlan, type ExecSpec, type PlanAppInput } from './plan.js';
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as const;
-const REAP_INTERVAL_MS = 10;
+/** The safety-net poll of waitpid(-1); SIGCHLD does the reaping. */
+const REAP_INTERVAL_MS = 1000;
 
 function touch(file: string): void {
   fs.closeSync(fs.openSync(file, 'w', 0o644));
@@ -195,19 +196,21 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
 
   // A warm exec step that dies before it is used must not be handed a step.
   for (const pid of warm.pids()) children.set(pid, () => warm.markDead(pid));
-  // PID 1 inherits every orphan of the namespace: reap them all (and any child libuv has not).
-  const timer = setInterval(
-    () =>
-      reapAll((pid, status) =>
-        childExited(pid, WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? exitStatusForSignal(WTERMSIG(status)) : EXIT_TSPOD_FAILURE),
-      ),
-    REAP_INTERVAL_MS,
-  );
+  // PID 1 inherits every orphan of the namespace: reap them all (and any child libuv has not) on
+  // each SIGCHLD (signals coalesce, so reapAll loops until nothing is left), with a slow poll as
+  // a safety net.
+  const reap = (): void =>
+    reapAll((pid, status) =>
+      childExited(pid, WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? exitStatusForSignal(WTERMSIG(status)) : EXIT_TSPOD_FAILURE),
+    );
+  process.on('SIGCHLD', reap);
+  const timer = setInterval(reap, REAP_INTERVAL_MS);
   try {
     await Promise.all(plan.apps.map((app) => runApp(app)));
     return firstFailure ?? 0;
   } finally {
     clearInterval(timer);
+    process.off('SIGCHLD', reap);
     await mds?.close();
     // Orphans of the apps may linger in the cgroups for a moment: they die with this PID 1.
     try {

@@ -183,6 +183,20 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     }
   });
 
+  it('an orphaned grandchild is re-parented to the pod\'s PID 1 and reaped: no zombie while the pod runs or after it ends', () => {
+    const list = 'for f in /proc/[0-9]*/stat; do read pid comm state ppid rest < $f; echo "$1 $pid $comm $state $ppid"; done';
+    const script = `list() { ${list}; }; (sleep 0.5 &); sleep 0.2; list during; sleep 1.2; list after`;
+    const result = run([demo, '--exec', '/bin/sh', '--', '-c', script]);
+    expect(result.status).toBe(0);
+    const rows = result.stdout.trim().split('\n').map((line) => line.split(' '));
+    // While it sleeps, the orphan's parent is PID 1 (the subshell that started it has exited).
+    expect(rows.filter(([when, , comm, , ppid]) => when === 'during' && comm === '(sleep)' && ppid === '1')).toHaveLength(1);
+    // Once it has exited, nothing of it is left: not even a zombie.
+    expect(rows.filter(([when, , comm]) => when === 'after' && comm === '(sleep)')).toEqual([]);
+    expect(rows.filter(([, , , state]) => state === 'Z')).toEqual([]);
+    expect(hostMountsOfPods()).toBe(0);
+  });
+
   it('an app allocating past --memory is killed by the OOM killer; run exits 137 and status shows it', () => {
     // tail keeps the last lines of its input: /dev/zero has no newline, so it buffers everything.
     const result = run([demo, '--memory=32M', '--exec', '/bin/busybox', '--', 'tail', '/dev/zero']);
