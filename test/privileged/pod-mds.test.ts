@@ -8,15 +8,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { buildFixtures } from '../../fixtures/build-fixtures.js';
 import { STAGE1_FILES } from '../../stage1/contract.js';
-import { TspodEnv } from '../support/cli.js';
-import { hasCommand } from '../support/tools.js';
-
-const isRoot = process.geteuid?.() === 0;
-const canRun = isRoot && hasCommand('actool', ['version']);
+import { canRunPods, usePodSuite } from '../support/pod-env.js';
 
 /** Shell helpers for the app: `$u` is the endpoint base, `get` prints a body, `hdr` a Content-Type. */
 const PRELUDE = [
@@ -45,21 +40,14 @@ function fetchStatus(url: string): Promise<number | string> {
   });
 }
 
-describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real pods (needs root and actool)', () => {
-  let env: TspodEnv;
-  let demo: string;
+describe.skipIf(!canRunPods)('tspod run --mds-register: the metadata service in real pods (needs root and actool)', () => {
+  const suite = usePodSuite();
 
-  beforeAll(async () => {
-    env = new TspodEnv();
-    demo = (await buildFixtures(path.join(env.base, 'acis'), { cases: ['demo'] })).demo!;
-  });
-  afterAll(() => env?.cleanup());
-
-  const uuidFile = (name: string) => path.join(env.base, `${name}.uuid`);
+  const uuidFile = (name: string) => path.join(suite.env.base, `${name}.uuid`);
 
   /** Starts a pod in the background; resolves with its output so far once `marker` was printed. */
   async function startPod(args: string[], marker: string) {
-    const child = env.spawn(['run', '--insecure-options=image', ...args]);
+    const child = suite.env.spawn(['run', '--insecure-options=image', ...args]);
     let out = '';
     let err = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -87,7 +75,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
       'busybox wget -q -O- "$u/apps/no-such-app/image/id" 2>&1; echo "unknown-app-rc=$?"',
       'busybox wget -q -O- "${AC_METADATA_URL%/*}/00000000000000000000000000000000/acMetadata/v1/pod/uuid" 2>&1; echo "bad-token-rc=$?"',
     ].join('\n');
-    const result = env.run(['run', '--insecure-options=image', '--mds-register', '--net=none', '--uuid-file-save', uuidFile('facts'), demo, '--exec', '/bin/sh', '--', '-c', script]);
+    const result = suite.env.run(['run', '--insecure-options=image', '--mds-register', '--net=none', '--uuid-file-save', uuidFile('facts'), suite.demo, '--exec', '/bin/sh', '--', '-c', script]);
     expect(result.status, result.stderr + result.stdout).toBe(0);
     const out = result.stdout;
     const uuid = fs.readFileSync(uuidFile('facts'), 'utf8').trim();
@@ -96,7 +84,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
     expect(field(out, 'url')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/[0-9a-f]{32}$/);
     expect(field(out, 'uuid')).toBe(uuid);
     const served = JSON.parse(field(out, 'manifest')!) as { apps: { name: string; image: { id: string } }[] };
-    expect(served).toEqual(JSON.parse(env.ok(['cat-manifest', uuid])));
+    expect(served).toEqual(JSON.parse(suite.env.ok(['cat-manifest', uuid])));
     expect(field(out, 'image-id')).toBe(served.apps[0]!.image.id);
     expect(field(out, 'image-id')).toMatch(/^sha512-[0-9a-f]{128}$/);
     const imageManifest = JSON.parse(field(out, 'image-manifest')!) as { name: string; annotations: unknown };
@@ -115,7 +103,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
     expect(field(out, 'bad-token-rc')).toBe('1');
 
     // The pod's key: 32 bytes, root only.
-    const keyFile = path.join(env.dir, 'pods', 'run', uuid, STAGE1_FILES.mdsHmacKey);
+    const keyFile = path.join(suite.env.dir, 'pods', 'run', uuid, STAGE1_FILES.mdsHmacKey);
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
     expect(fs.statSync(keyFile).size).toBe(32);
   });
@@ -133,7 +121,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
       'echo "other-content: $(verify hello+pot "$uuid" "$sig")"',
       'echo "wrong-uuid: $(verify hello+pod 0b9a3c1e-0000-4000-8000-000000000000 "$sig")"',
     ].join('\n');
-    const result = env.run(['run', '--insecure-options=image', '--mds-register', '--net=none', demo, '--exec', '/bin/sh', '--', '-c', script]);
+    const result = suite.env.run(['run', '--insecure-options=image', '--mds-register', '--net=none', suite.demo, '--exec', '/bin/sh', '--', '-c', script]);
     expect(result.status, result.stderr + result.stdout).toBe(0);
     const out = result.stdout;
     expect(field(out, 'sig')).toMatch(/^[A-Za-z0-9+/]{86}==$/);
@@ -145,7 +133,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
 
   it('a pod verifies the signature of another registered pod while that pod is in pods/run', async () => {
     const signer = await startPod(
-      ['--mds-register', '--net=none', demo, '--exec', '/bin/sh', '--', '-c', `${PRELUDE}\necho "uuid=$(get pod/uuid)"; echo "sig=$(busybox wget -q -O- --post-data content=from-a "$u/pod/hmac/sign")"; echo signed; sleep 30`],
+      ['--mds-register', '--net=none', suite.demo, '--exec', '/bin/sh', '--', '-c', `${PRELUDE}\necho "uuid=$(get pod/uuid)"; echo "sig=$(busybox wget -q -O- --post-data content=from-a "$u/pod/hmac/sign")"; echo signed; sleep 30`],
       'signed',
     );
     try {
@@ -153,7 +141,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
       const sigA = field(signer.output(), 'sig')!;
       expect(uuidA).toMatch(/^[0-9a-f-]{36}$/);
       const script = `${PRELUDE}\necho "cross: $(verify from-a "$UUID_A" "$SIG_A")"; echo "cross-forged: $(verify from-b "$UUID_A" "$SIG_A")"`;
-      const result = env.run(['run', '--insecure-options=image', '--mds-register', '--net=none', '--set-env', `UUID_A=${uuidA}`, '--set-env', `SIG_A=${sigA}`, demo, '--exec', '/bin/sh', '--', '-c', script]);
+      const result = suite.env.run(['run', '--insecure-options=image', '--mds-register', '--net=none', '--set-env', `UUID_A=${uuidA}`, '--set-env', `SIG_A=${sigA}`, suite.demo, '--exec', '/bin/sh', '--', '-c', script]);
       expect(result.status, result.stderr + result.stdout).toBe(0);
       expect(result.stdout).toMatch(/^cross: rc=0 *$/m);
       expect(result.stdout).toMatch(/^cross-forged: rc=1 .*403 Forbidden/m);
@@ -165,7 +153,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
 
   it('the service is on the pod loopback only: the host cannot connect, and the init runs in the pod netns', async () => {
     const pod = await startPod(
-      ['--mds-register', '--net=none', '--uuid-file-save', uuidFile('isolated'), demo, '--exec', '/bin/sh', '--', '-c', `${PRELUDE}\necho "url=$AC_METADATA_URL"; echo "inside=$(get pod/uuid)"; echo listening; sleep 30`],
+      ['--mds-register', '--net=none', '--uuid-file-save', uuidFile('isolated'), suite.demo, '--exec', '/bin/sh', '--', '-c', `${PRELUDE}\necho "url=$AC_METADATA_URL"; echo "inside=$(get pod/uuid)"; echo listening; sleep 30`],
       'listening',
     );
     try {
@@ -174,7 +162,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
       expect(field(pod.output(), 'inside')).toBe(uuid);
       // Same address and port, from the host's network namespace: nothing listens there.
       expect(await fetchStatus(`${url}/acMetadata/v1/pod/uuid`)).toBe('ECONNREFUSED');
-      const pid = fs.readFileSync(path.join(env.dir, 'pods', 'run', uuid, STAGE1_FILES.pid), 'utf8').trim();
+      const pid = fs.readFileSync(path.join(suite.env.dir, 'pods', 'run', uuid, STAGE1_FILES.pid), 'utf8').trim();
       expect(fs.readlinkSync(`/proc/${pid}/ns/net`)).not.toBe(fs.readlinkSync('/proc/self/ns/net'));
     } finally {
       pod.child.kill('SIGTERM');
@@ -183,7 +171,7 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
   });
 
   it('--net=host: the service listens on the host loopback, where the token is the only protection', async () => {
-    const pod = await startPod(['--mds-register', '--net=host', demo, '--exec', '/bin/sh', '--', '-c', 'echo "url=$AC_METADATA_URL"; echo listening; sleep 30'], 'listening');
+    const pod = await startPod(['--mds-register', '--net=host', suite.demo, '--exec', '/bin/sh', '--', '-c', 'echo "url=$AC_METADATA_URL"; echo listening; sleep 30'], 'listening');
     try {
       const url = field(pod.output(), 'url')!;
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/[0-9a-f]{32}$/);
@@ -204,13 +192,13 @@ describe.skipIf(!canRun)('tspod run --mds-register: the metadata service in real
       'busybox nc -l -p 4321 -e echo pong & sleep 0.2',
       'echo "roundtrip=$(echo ping | busybox nc 127.0.0.1 4321)"',
     ].join('\n');
-    const result = env.run(['run', '--insecure-options=image', '--net=none', '--uuid-file-save', uuidFile('plain'), demo, '--exec', '/bin/sh', '--', '-c', script]);
+    const result = suite.env.run(['run', '--insecure-options=image', '--net=none', '--uuid-file-save', uuidFile('plain'), suite.demo, '--exec', '/bin/sh', '--', '-c', script]);
     expect(result.status, result.stderr + result.stdout).toBe(0);
     expect(field(result.stdout, 'mds')).toBe('unset');
     expect(field(result.stdout, 'link')).toMatch(/^1: lo: <LOOPBACK,UP,LOWER_UP>/);
     expect(field(result.stdout, 'addr')).toMatch(/inet 127\.0\.0\.1\/8/);
     expect(field(result.stdout, 'roundtrip')).toBe('pong');
     const uuid = fs.readFileSync(uuidFile('plain'), 'utf8').trim();
-    expect(fs.existsSync(path.join(env.dir, 'pods', 'run', uuid, STAGE1_FILES.mdsHmacKey))).toBe(false);
+    expect(fs.existsSync(path.join(suite.env.dir, 'pods', 'run', uuid, STAGE1_FILES.mdsHmacKey))).toBe(false);
   });
 });

@@ -4,14 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { buildFixtures } from '../../fixtures/build-fixtures.js';
-import { TspodEnv } from '../support/cli.js';
-import { hasCommand } from '../support/tools.js';
-
-const isRoot = process.geteuid?.() === 0;
-const canRun = isRoot && hasCommand('actool', ['version']);
+import { canRunPods, usePodSuite } from '../support/pod-env.js';
 
 interface Listed {
   name: string;
@@ -19,33 +14,26 @@ interface Listed {
   apps: { name: string; exit_code?: number }[];
 }
 
-describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
-  let env: TspodEnv;
-  let demo: string;
+describe.skipIf(!canRunPods)('tspod run: real pods (needs root and actool)', () => {
+  const suite = usePodSuite();
 
-  beforeAll(async () => {
-    env = new TspodEnv();
-    demo = (await buildFixtures(path.join(env.base, 'acis'), { cases: ['demo'] })).demo!;
-  });
-  afterAll(() => env?.cleanup());
-
-  const run = (args: string[]) => env.run(['run', '--insecure-options=image', ...args]);
-  const hostMountsOfPods = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(env.dir)).length;
+  const run = (args: string[]) => suite.env.run(['run', '--insecure-options=image', ...args]);
+  const hostMountsOfPods = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(suite.env.dir)).length;
 
   it('runs the demo image: its output reaches the terminal and run exits 0', () => {
-    const result = run([demo]);
+    const result = run([suite.demo]);
     expect(result.stderr).not.toMatch(/stage1:/);
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('hello from a tspod pod');
   });
 
   it('two apps share the PID namespace and an empty volume, each in its own rootfs; the host is not visible', () => {
-    const marker = path.join(env.base, 'host-only-file');
+    const marker = path.join(suite.env.base, 'host-only-file');
     fs.writeFileSync(marker, 'host');
     const result = run([
       '--volume',
       'shared,kind=empty',
-      demo,
+      suite.demo,
       '--name',
       'writer',
       '--mount',
@@ -56,7 +44,7 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
       '-c',
       'echo from-writer > /shared/x; touch /only-in-writer; sleep 1',
       '---',
-      demo,
+      suite.demo,
       '--name',
       'reader',
       '--mount',
@@ -81,19 +69,19 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
 
   it('an app exiting 3 makes run exit 3 and stops the other app; status shows each app', () => {
     const started = Date.now();
-    const result = run([demo, '--name', 'fails', '--exec', '/bin/sh', '--', '-c', 'sleep 0.3; exit 3', '---', demo, '--name', 'waits', '--exec', '/bin/sleep', '--', '30']);
+    const result = run([suite.demo, '--name', 'fails', '--exec', '/bin/sh', '--', '-c', 'sleep 0.3; exit 3', '---', suite.demo, '--name', 'waits', '--exec', '/bin/sleep', '--', '30']);
     expect(result.status).toBe(3);
     expect(Date.now() - started).toBeLessThan(15_000);
-    const pods = env.json<Listed[]>(['list']);
+    const pods = suite.env.json<Listed[]>(['list']);
     const pod = pods.find((p) => p.apps.some((a) => a.name === 'fails'))!;
     expect(pod.state).toBe('exited');
-    const status = env.ok(['status', pod.name]);
+    const status = suite.env.ok(['status', pod.name]);
     expect(status).toMatch(/^app-fails=3$/m);
     expect(status).toMatch(/^app-waits=143$/m); // 128 + SIGTERM
   });
 
   it('SIGTERM to tspod run stops an app that ignores SIGTERM after --stop-timeout (SIGKILL: 137)', async () => {
-    const child = env.spawn(['run', '--insecure-options=image', '--stop-timeout=1s', demo, '--exec', '/bin/sh', '--', '-c', 'trap "" TERM; echo ready; sleep 30 & wait']);
+    const child = suite.env.spawn(['run', '--insecure-options=image', '--stop-timeout=1s', suite.demo, '--exec', '/bin/sh', '--', '-c', 'trap "" TERM; echo ready; sleep 30 & wait']);
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -106,34 +94,34 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
   });
 
   it('runs a prepared pod with run-prepared; a second run-prepared of the same pod is refused', () => {
-    const uuid = env.ok(['prepare', '--insecure-options=image', demo, '--exec', '/bin/sh', '--', '-c', 'echo prepared-ran; exit 7']).trim();
-    const result = env.run(['run-prepared', uuid.slice(0, 8)]);
+    const uuid = suite.env.ok(['prepare', '--insecure-options=image', suite.demo, '--exec', '/bin/sh', '--', '-c', 'echo prepared-ran; exit 7']).trim();
+    const result = suite.env.run(['run-prepared', uuid.slice(0, 8)]);
     expect(result.stdout).toContain('prepared-ran');
     expect(result.status).toBe(7);
-    const again = env.run(['run-prepared', uuid]);
+    const again = suite.env.run(['run-prepared', uuid]);
     expect(again.status).toBe(254);
     expect(again.stderr).toMatch(/not prepared/);
   });
 
   it('tspod stop ends a running pod in an orderly way: run exits 0, the app saw SIGTERM', async () => {
-    const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
+    const child = suite.env.spawn(['run', '--insecure-options=image', suite.demo, '--exec', '/bin/sleep', '--', '60']);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     let pod: Listed | undefined;
     for (let i = 0; i < 200 && pod === undefined; i++) {
-      pod = env.json<Listed[]>(['list']).find((p) => p.state === 'running');
+      pod = suite.env.json<Listed[]>(['list']).find((p) => p.state === 'running');
       if (pod === undefined) await sleep(50);
     }
     expect(pod, 'pod never reached running').toBeDefined();
     // stage1 writes `pid` right after it starts; stop needs it.
-    for (let i = 0; i < 100 && env.run(['stop', pod!.name]).status !== 0; i++) await sleep(50);
+    for (let i = 0; i < 100 && suite.env.run(['stop', pod!.name]).status !== 0; i++) await sleep(50);
     expect(await exited).toBe(0);
-    expect(env.ok(['status', pod!.name])).toMatch(/^app-demo=143$/m);
-    expect(env.run(['stop', pod!.name]).stderr).toMatch(/not running/);
+    expect(suite.env.ok(['status', pod!.name])).toMatch(/^app-demo=143$/m);
+    expect(suite.env.run(['stop', pod!.name]).stderr).toMatch(/not running/);
   });
 
   const statusField = (out: string, field: string) => new RegExp(`^${field}:\\s*(\\S+)`, 'm').exec(out)?.[1];
   const readStatus = (extra: string[]) => {
-    const result = run([demo, ...extra, '--exec', '/bin/cat', '--', '/proc/self/status']);
+    const result = run([suite.demo, ...extra, '--exec', '/bin/cat', '--', '/proc/self/status']);
     expect(result.status, result.stderr).toBe(0);
     return result.stdout;
   };
@@ -162,13 +150,13 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
   });
 
   it('a syscall removed by --seccomp fails with the chosen errno (mkdir: EACCES)', () => {
-    const result = run([demo, '--seccomp', 'mode=remove,errno=EACCES,mkdir,mkdirat', '--exec', '/bin/sh', '--', '-c', 'mkdir /tmp/x 2>&1; echo rc=$?']);
+    const result = run([suite.demo, '--seccomp', 'mode=remove,errno=EACCES,mkdir,mkdirat', '--exec', '/bin/sh', '--', '-c', 'mkdir /tmp/x 2>&1; echo rc=$?']);
     expect(result.stdout).toMatch(/Permission denied/);
     expect(result.stdout).toMatch(/rc=1/);
   });
 
   it('numeric user and supplementary groups read back with id', () => {
-    const result = run([demo, '--user=1234', '--group=2345', '--supplementary-gids=3000,3001', '--exec', '/bin/id']);
+    const result = run([suite.demo, '--user=1234', '--group=2345', '--supplementary-gids=3000,3001', '--exec', '/bin/id']);
     expect(result.stdout).toMatch(/uid=1234 gid=2345 groups=2345?,?.*3000.*3001|uid=1234 gid=2345 groups=3000,3001/);
   });
 
@@ -177,7 +165,7 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     const capEff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`);
     const values = ((capEff >> 24n) & 1n) === 1n ? ['-500', '700'] : ['700'];
     for (const value of values) {
-      const result = run([demo, `--oom-score-adj=${value}`, '--exec', '/bin/cat', '--', '/proc/self/oom_score_adj']);
+      const result = run([suite.demo, `--oom-score-adj=${value}`, '--exec', '/bin/cat', '--', '/proc/self/oom_score_adj']);
       expect(result.status).toBe(0);
       expect(result.stdout.trim()).toBe(value);
     }
@@ -186,7 +174,7 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
   it('an orphaned grandchild is re-parented to the pod\'s PID 1 and reaped: no zombie while the pod runs or after it ends', () => {
     const list = 'for f in /proc/[0-9]*/stat; do read pid comm state ppid rest < $f; echo "$1 $pid $comm $state $ppid"; done';
     const script = `list() { ${list}; }; (sleep 0.5 &); sleep 0.2; list during; sleep 1.2; list after`;
-    const result = run([demo, '--exec', '/bin/sh', '--', '-c', script]);
+    const result = run([suite.demo, '--exec', '/bin/sh', '--', '-c', script]);
     expect(result.status).toBe(0);
     const rows = result.stdout.trim().split('\n').map((line) => line.split(' '));
     // While it sleeps, the orphan's parent is PID 1 (the subshell that started it has exited).
@@ -199,18 +187,18 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
 
   it('an app allocating past --memory is killed by the OOM killer; run exits 137 and status shows it', () => {
     // tail keeps the last lines of its input: /dev/zero has no newline, so it buffers everything.
-    const result = run([demo, '--memory=32M', '--exec', '/bin/busybox', '--', 'tail', '/dev/zero']);
+    const result = run([suite.demo, '--memory=32M', '--exec', '/bin/busybox', '--', 'tail', '/dev/zero']);
     expect(result.status).toBe(137);
-    const pod = env.json<Listed[]>(['list']).find((p) => p.apps.some((a) => a.exit_code === 137))!;
+    const pod = suite.env.json<Listed[]>(['list']).find((p) => p.apps.some((a) => a.exit_code === 137))!;
     expect(pod).toBeDefined();
     // The pod's cgroups are gone with the pod.
     expect(fs.existsSync(`/sys/fs/cgroup/memory/tspod/pod-${pod.name}`)).toBe(false);
   });
 
   it('runs pre-start before the app and post-stop after it, in the app rootfs (--pod-manifest)', () => {
-    env.ok(['fetch', '--insecure-options=image', demo]);
-    const [image] = env.json<{ id: string }[]>(['image', 'list']);
-    const manifestFile = path.join(env.base, 'handlers-pod.json');
+    suite.env.ok(['fetch', '--insecure-options=image', suite.demo]);
+    const [image] = suite.env.json<{ id: string }[]>(['image', 'list']);
+    const manifestFile = path.join(suite.env.base, 'handlers-pod.json');
     const sh = (script: string) => ['/bin/sh', '-c', script];
     fs.writeFileSync(
       manifestFile,
@@ -234,7 +222,7 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
         ],
       }),
     );
-    const result = env.run(['run', '--pod-manifest', manifestFile]);
+    const result = suite.env.run(['run', '--pod-manifest', manifestFile]);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/main sees: pre-start-ran\n(.|\n)*post-stop-ran/);
   });
@@ -243,22 +231,29 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     // 20 loops of (run, gc) side by side for one minute, as issue 4 asks.
     const loops = 20;
     const deadline = Date.now() + 60_000;
-    const runOne = () =>
-      new Promise<{ code: number | null; uuid: string }>((resolve) => {
-        const uuidFile = path.join(env.base, `uuid-${Math.random().toString(16).slice(2)}`);
-        const child = env.spawn(['run', '--insecure-options=image', '--uuid-file-save', uuidFile, demo, '--exec', '/bin/true']);
-        child.on('exit', (code) => resolve({ code, uuid: fs.existsSync(uuidFile) ? fs.readFileSync(uuidFile, 'utf8').trim() : '' }));
+    /** Runs tspod in the background; resolves with its exit code and stderr. */
+    const tspod = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = suite.env.spawn(args);
+        let stderr = '';
+        child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        child.stdout!.resume();
+        child.on('close', (code) => resolve({ code, stderr: stderr.trim() }));
       });
-    const gcOne = () =>
-      new Promise<number | null>((resolve) => env.spawn(['gc', '--grace-period=0']).on('exit', (code) => resolve(code)));
+    const runOne = async () => {
+      const uuidFile = path.join(suite.env.base, `uuid-${Math.random().toString(16).slice(2)}`);
+      const ran = await tspod(['run', '--insecure-options=image', '--net=none', '--uuid-file-save', uuidFile, suite.demo, '--exec', '/bin/true']);
+      return { ...ran, uuid: fs.existsSync(uuidFile) ? fs.readFileSync(uuidFile, 'utf8').trim() : '' };
+    };
+    const gcOne = () => tspod(['gc', '--grace-period=0']);
     const seen: string[] = [];
     const failures: string[] = [];
     await Promise.all(
       Array.from({ length: loops }, async () => {
         while (Date.now() < deadline) {
-          const [ran, gcCode] = await Promise.all([runOne(), gcOne()]);
-          if (ran.code !== 0) failures.push(`run exited ${ran.code}`);
-          if (gcCode !== 0) failures.push(`gc exited ${gcCode}`);
+          const [ran, gc] = await Promise.all([runOne(), gcOne()]);
+          if (ran.code !== 0) failures.push(`run exited ${ran.code}: ${ran.stderr}`);
+          if (gc.code !== 0) failures.push(`gc exited ${gc.code}: ${gc.stderr}`);
           seen.push(ran.uuid);
         }
       }),
@@ -268,21 +263,21 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     expect(seen.filter((uuid) => uuid === '')).toEqual([]);
     // Every pod that ran is either still listed (exited, or marked for gc) or was collected by gc:
     // none is stuck running or preparing.
-    const listed = env.json<Listed[]>(['list']);
+    const listed = suite.env.json<Listed[]>(['list']);
     expect(listed.filter((p) => !['exited', 'exited garbage'].includes(p.state) && seen.includes(p.name))).toEqual([]);
-    env.ok(['gc', '--grace-period=0']);
-    env.ok(['gc', '--grace-period=0']);
-    expect(env.json<Listed[]>(['list']).filter((p) => seen.includes(p.name))).toEqual([]);
+    suite.env.ok(['gc', '--grace-period=0']);
+    suite.env.ok(['gc', '--grace-period=0']);
+    expect(suite.env.json<Listed[]>(['list']).filter((p) => seen.includes(p.name))).toEqual([]);
     expect(hostMountsOfPods()).toBe(0);
     expect(fs.readdirSync('/sys/fs/cgroup/memory/tspod').filter((d) => d.startsWith('pod-'))).toEqual([]);
   }, 300_000);
 
   it('kill -9 of tspod run ends the pod (PID 1 dies with it); list shows it exited and gc removes everything', async () => {
-    const child = env.spawn(['run', '--insecure-options=image', demo, '--exec', '/bin/sleep', '--', '60']);
+    const child = suite.env.spawn(['run', '--insecure-options=image', suite.demo, '--exec', '/bin/sleep', '--', '60']);
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
     let pod: Listed | undefined;
     for (let i = 0; i < 200; i++) {
-      pod = env.json<Listed[]>(['list']).find((p) => p.state === 'running');
+      pod = suite.env.json<Listed[]>(['list']).find((p) => p.state === 'running');
       if (pod !== undefined) break;
       await sleep(50);
     }
@@ -292,12 +287,12 @@ describe.skipIf(!canRun)('tspod run: real pods (needs root and actool)', () => {
     let state = 'running';
     for (let i = 0; i < 100 && state === 'running'; i++) {
       await sleep(50);
-      state = env.json<Listed[]>(['list']).find((p) => p.name === pod!.name)!.state;
+      state = suite.env.json<Listed[]>(['list']).find((p) => p.name === pod!.name)!.state;
     }
     expect(state).toBe('exited');
-    env.ok(['gc', '--grace-period=0']);
-    env.ok(['gc', '--grace-period=0']);
-    expect(env.json<Listed[]>(['list']).find((p) => p.name === pod!.name)).toBeUndefined();
+    suite.env.ok(['gc', '--grace-period=0']);
+    suite.env.ok(['gc', '--grace-period=0']);
+    expect(suite.env.json<Listed[]>(['list']).find((p) => p.name === pod!.name)).toBeUndefined();
     expect(hostMountsOfPods()).toBe(0);
     const cgroupLeft = fs.readdirSync('/sys/fs/cgroup').filter((c) => fs.existsSync(`/sys/fs/cgroup/${c}/tspod/pod-${pod!.name}`));
     expect(cgroupLeft).toEqual([]);
