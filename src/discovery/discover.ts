@@ -97,7 +97,9 @@ async function fetchPage(level: string, options: DiscoveryOptions, tried: string
 }
 
 function pageLabel(page: Page): string {
-  return page.finalUrl === page.url ? page.url : `${page.url} (redirected to ${page.finalUrl})`;
+  // The getter reports the WHATWG serialisation (`https://a.com/?ac-discovery=1` for a host-only
+  // level): the same URL, not a redirect.
+  return page.finalUrl === page.url || page.finalUrl === new URL(page.url).href ? page.url : `${page.url} (redirected to ${page.finalUrl})`;
 }
 
 /** Why a page had no usable tag of `kind` for `name`, with what it did have. */

@@ -10,7 +10,7 @@ import { TrustError, UsageError } from '../../src/errors.js';
 import { closeAgents } from '../../src/http/client.js';
 import { RecordingSyscalls } from '../../src/sys/recording.js';
 import { Keystore } from '../../src/trust/keystore.js';
-import { loadKeySources, resolveTrustTarget, reviewAndAddKeys, TRUST_QUESTION } from '../../src/trust/review.js';
+import { carriesIdentity, loadKeySources, resolveTrustTarget, reviewAndAddKeys, TRUST_QUESTION } from '../../src/trust/review.js';
 import { GpgHome, hasGpg, type GpgKey } from '../support/gpg.js';
 import { hasOpenssl, makeTestCa, respond, startServer, type TestCa, type TestServer } from '../support/https-server.js';
 
@@ -27,6 +27,16 @@ describe('resolveTrustTarget (--prefix / --root)', () => {
   it('refuses a prefix with a URL scheme like https://', () => {
     expect(() => resolveTrustTarget({ prefix: 'https://example.com/app' })).toThrow(/a URL is not a prefix/);
     expect(resolveTrustTarget({ prefix: 'docker://quay.io/x' })).toEqual({ prefix: 'docker://quay.io/x' });
+  });
+});
+
+describe('carriesIdentity (WKD: the key must carry the address as a user id)', () => {
+  it('matches the address of a user id, without case, bare or in angle brackets', () => {
+    expect(carriesIdentity(['Alice <Alice@Example.test>'], 'alice@example.test')).toBe(true);
+    expect(carriesIdentity(['alice@example.test'], 'Alice@EXAMPLE.test')).toBe(true);
+    expect(carriesIdentity(['Eve <eve@example.test>', 'Alice'], 'alice@example.test')).toBe(false);
+    expect(carriesIdentity(['Alice <alice@example.test.evil>'], 'alice@example.test')).toBe(false);
+    expect(carriesIdentity([], 'alice@example.test')).toBe(false);
   });
 });
 
@@ -91,7 +101,7 @@ describe.skipIf(!hasGpg)('reviewAndAddKeys (needs gpg)', () => {
       const r = await reviewAndAddKeys({
         keystore: ks, keys: [pubA], target: { root: true }, skipReview: false, input: tty.input, output: tty.output, isTTY: true,
       });
-      expect(r).toEqual({ added: [], declined: [a.fp] });
+      expect(r).toEqual({ added: [], declined: [a.fp], skipped: [] });
       expect(tty.transcript()).toContain('Root key (trusted for every image name)');
     }
     expect(await ks.list()).toEqual([]);
@@ -115,6 +125,61 @@ describe.skipIf(!hasGpg)('reviewAndAddKeys (needs gpg)', () => {
     const r = await reviewAndAddKeys({ ...args, skipReview: true });
     expect(r.added.map((k) => k.fingerprint)).toEqual([a.fp]);
     expect(tty.transcript()).not.toContain(TRUST_QUESTION);
+  });
+
+  it('without a TTY the refusal names each key found (fingerprint, user ids, source) and the command to repeat', async () => {
+    const tty = fakeTty([]);
+    const err = await reviewAndAddKeys({
+      keystore: ks, keys: [both], sources: ['https://example.com/keys.gpg'], target: { prefix: 'example.com' },
+      skipReview: false, input: tty.input, output: tty.output, isTTY: false, keyArguments: [],
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    const { message, suggestions } = err as UsageError;
+    expect(message).toContain(`${a.fp} (Alice <alice@example.com>) from https://example.com/keys.gpg`);
+    expect(message).toContain(`${b.fp} (Bob <bob@example.com>) from https://example.com/keys.gpg`);
+    expect(suggestions).toEqual(['tspod trust --prefix example.com --skip-fingerprint-review']);
+  });
+
+  it('shows where a discovered key was found', async () => {
+    const tty = fakeTty(['yes']);
+    await reviewAndAddKeys({
+      keystore: ks, keys: [pubA], sources: ['dns OPENPGPKEY abc._openpgpkey.example.com'],
+      origins: [{ foundThrough: 'DNS OPENPGPKEY record for alice@example.com, authenticated by DNSSEC', identity: 'alice@example.com' }],
+      target: { prefix: 'example.com' }, skipReview: false, input: tty.input, output: tty.output, isTTY: true,
+    });
+    expect(tty.transcript()).toContain(
+      'Key: "dns OPENPGPKEY abc._openpgpkey.example.com"\nFound through: DNS OPENPGPKEY record for alice@example.com, authenticated by DNSSEC\nGPG key fingerprint is:',
+    );
+  });
+
+  it('leaves out a key found for an identity it does not carry, and one given twice; asks about the rest', async () => {
+    const tty = fakeTty(['yes']);
+    const r = await reviewAndAddKeys({
+      keystore: ks, keys: [both, pubA], sources: ['wkd-url', 'again.asc'],
+      origins: [{ foundThrough: 'WKD (advanced method) for ALICE@Example.COM', identity: 'ALICE@Example.COM' }, undefined],
+      target: { prefix: 'example.com' }, skipReview: false, input: tty.input, output: tty.output, isTTY: true,
+    });
+    expect(r.added.map((k) => k.fingerprint)).toEqual([a.fp]);
+    expect(r.skipped).toEqual([
+      { fingerprint: b.fp, source: 'wkd-url', reason: 'none of its user ids is ALICE@Example.COM (it has Bob <bob@example.com>)' },
+      { fingerprint: a.fp, source: 'again.asc', reason: 'the same key was found before' },
+    ]);
+    expect(tty.transcript()).toContain(`Leaving out key ${b.fp} from "wkd-url": none of its user ids is ALICE@Example.COM`);
+    expect(tty.transcript().split(TRUST_QUESTION)).toHaveLength(2);
+  });
+
+  it('fails, naming each key and why, when every key found for an identity carries another one', async () => {
+    const tty = fakeTty(['yes']);
+    const err = await reviewAndAddKeys({
+      keystore: ks, keys: [gpg.exportPublic(b.fingerprint)], sources: ['wkd-url'],
+      origins: [{ foundThrough: 'WKD', identity: 'alice@example.com' }],
+      target: { prefix: 'example.com' }, skipReview: true, input: tty.input, output: tty.output, isTTY: false,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TrustError);
+    expect((err as TrustError).message).toBe(
+      `trust: no key left to review: key ${b.fp} from wkd-url: none of its user ids is alice@example.com (it has Bob <bob@example.com>)`,
+    );
+    expect(await ks.list()).toEqual([]);
   });
 
   it('fails on a private key before asking anything', async () => {
