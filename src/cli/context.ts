@@ -3,8 +3,9 @@
 // objects; tests construct their own.
 import type { Resolver } from '../discovery/dns.js';
 import { parseInsecureOptions, type InsecureOptions } from '../fetch/insecure-options.js';
-import type { FetchContext } from '../fetch/local-aci.js';
+import type { FetchContext, FetchProgress } from '../fetch/context.js';
 import type { ExchangeOptions } from '../http/exchange.js';
+import { chooseProgressMode, createProgressReporter } from '../output/progress.js';
 import { Store } from '../store/store.js';
 import { libcSyscalls } from '../sys/libc.js';
 import type { Syscalls } from '../sys/types.js';
@@ -70,10 +71,26 @@ export class Context {
     return this.networkInstance;
   }
 
-  /** What the fetch functions take. */
-  fetchContext(): FetchContext {
-    return { store: this.store, keystore: () => this.keystore(), insecure: this.insecure, onWarning: this.warn };
+  /**
+   * What the fetch functions take. Downloads show progress on stderr (bars on a terminal, plain
+   * lines otherwise) unless the command passes its own reporter (`tspod fetch --json/--quiet`).
+   */
+  fetchContext(options: { progress?: FetchProgress } = {}): FetchContext {
+    return {
+      store: this.store,
+      keystore: () => this.keystore(),
+      insecure: this.insecure,
+      onWarning: this.warn,
+      network: () => this.network(),
+      progress: options.progress ?? defaultProgress(),
+    };
   }
+}
+
+/** Progress on stderr for commands without progress flags (run, prepare). */
+function defaultProgress(): FetchProgress {
+  const mode = chooseProgressMode({ json: false, quiet: false, stderrIsTTY: process.stderr.isTTY === true, term: process.env.TERM });
+  return createProgressReporter({ mode, stderr: process.stderr, stdout: process.stdout });
 }
 
 /** The DNS resolver and the options of every HTTP exchange of one command (Context.network). */

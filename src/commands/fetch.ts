@@ -2,35 +2,73 @@ import { Args, Flags } from '@oclif/core';
 
 import { parseLabelFlag } from '../appc/labels.js';
 import { TspodCommand } from '../cli/base-command.js';
+import { PULL_POLICIES, type FetchResult, type PullPolicy } from '../fetch/context.js';
 import { fetchImage } from '../fetch/index.js';
-import type { FetchResult } from '../fetch/local-aci.js';
+import { chooseProgressMode, createProgressReporter } from '../output/progress.js';
 
 export default class Fetch extends TspodCommand<typeof Fetch> {
-  static override summary = 'Fetch an image, verify it against the trust policy and store it';
+  static override summary = 'Fetch an image by name, URL or file, verify it against the trust policy and store it';
   static override description =
-    'Reads an ACI from a file, checks its detached signature (FILE.asc) against the trusted keys for the image name, ' +
-    'and stores it content-addressed. Prints the image id.';
+    'IMAGE is an appc name (example.com/app:1.0, found by appc discovery: meta tags, then the _appc-discovery DNS TXT ' +
+    'record), an https:// URL (its signature is URL.asc), or an ACI file (./app.aci, /path/app.aci, file://..., ' +
+    'anything ending in .aci; its signature is FILE.asc). The detached signature is fetched first and its signer checked ' +
+    'against the keys trusted for the image name before the image is downloaded; the image is verified again as it ' +
+    'streams into the store, and its name and labels must match what was asked for. Missing dependencies are fetched ' +
+    'the same way. Prints the image id; progress goes to stderr (JSON lines on stdout with --json).';
   static override examples = [
+    '<%= config.bin %> fetch example.com/app:1.0',
+    '<%= config.bin %> fetch --label arch=aarch64 example.com/app:1.0',
+    '<%= config.bin %> fetch https://example.com/images/app-1.0-linux-amd64.aci',
+    '<%= config.bin %> fetch --pull-policy=new example.com/app    # no request when the store has it',
     '<%= config.bin %> fetch ./app.aci',
     '<%= config.bin %> fetch --insecure-options=image ./unsigned.aci',
     '<%= config.bin %> fetch --signature ./sigs/app.aci.asc ./app.aci',
+    '<%= config.bin %> fetch --json example.com/app:1.0 | jq -c .',
   ];
   static override enableJsonFlag = true;
   static override args = {
-    image: Args.string({ description: 'image file (.aci)', required: true }),
+    image: Args.string({ description: 'appc name (example.com/app:1.0), https:// URL, or image file (.aci)', required: true }),
   };
   static override flags = {
-    signature: Flags.string({ description: 'detached signature file (default: IMAGE.asc)' }),
-    label: Flags.string({ description: 'label the image must carry (name=value)', multiple: true }),
+    'pull-policy': Flags.string({
+      description: 'never: the store only; new: the store, fetching what is missing; update: ask the source again (revalidating a stored download)',
+      options: [...PULL_POLICIES],
+      default: 'update',
+    }),
+    'no-store': Flags.boolean({ description: 'ignore the store: always download (the image is still stored)', default: false }),
+    label: Flags.string({ description: 'label the image must carry (name=value), also a discovery template variable', multiple: true }),
+    signature: Flags.string({ description: 'detached signature file of a local image file or URL (default: IMAGE.asc)' }),
+    quiet: Flags.boolean({ char: 'q', description: 'print nothing but the image id (no progress)', default: false }),
   };
 
   public async run(): Promise<FetchResult> {
-    const result = await fetchImage(this.args.image, this.context.fetchContext(), {
-      signaturePath: this.flags.signature,
-      labels: (this.flags.label ?? []).map((l) => parseLabelFlag(l)),
+    const json = this.jsonEnabled();
+    const quiet = this.flags.quiet;
+    const progress = createProgressReporter({
+      mode: chooseProgressMode({ json, quiet, stderrIsTTY: process.stderr.isTTY === true, term: process.env.TERM }),
+      stderr: process.stderr,
+      stdout: process.stdout,
     });
-    if (result.signer !== null) process.stderr.write(`tspod: signature verified: signed by ${result.signer}\n`);
+    const result = await fetchImage(this.args.image, this.context.fetchContext({ progress }), {
+      labels: (this.flags.label ?? []).map((l) => parseLabelFlag(l)),
+      pullPolicy: this.flags['pull-policy'] as PullPolicy,
+      noStore: this.flags['no-store'],
+      ...(this.flags.signature === undefined ? {} : { signaturePath: this.flags.signature }),
+    });
+    if (!quiet && !json) {
+      for (const image of [result, ...result.dependencies]) {
+        const name = `${image.record.name}${image === result ? '' : ' (dependency)'}`;
+        if (image.outcome === 'in-store') process.stderr.write(`tspod: ${name}: in the store, not fetched (--pull-policy=${this.flags['pull-policy']})\n`);
+        else if (image.outcome === 'not-modified') process.stderr.write(`tspod: ${name}: unchanged on the server (304 Not Modified)\n`);
+        else if (image.signer !== null) process.stderr.write(`tspod: ${name}: signature verified: signed by ${image.signer}\n`);
+      }
+    }
     this.log(result.record.id);
     return result;
+  }
+
+  /** `--json` prints JSON lines (progress events, then this result), so one object per line. */
+  public override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json)}\n`);
   }
 }

@@ -7,8 +7,9 @@ export default class Prepare extends TspodCommand<typeof Prepare> {
   static override summary = 'Prepare a pod to run later: resolve and render its images, write its manifest, print its UUID';
   static override description =
     'Takes the same images and flags as `tspod run`: IMAGE [APP FLAGS] [-- ARGS... ---] IMAGE ... Per-app flags bind to the ' +
-    'image before them; --mount before any image applies to every app. Images are names or ids from the store, or .aci files ' +
-    '(fetched and verified first, under --pull-policy). The pod is left in the prepared state: start it with ' +
+    'image before them; --mount before any image applies to every app. Images are references as `tspod fetch` takes them: ' +
+    'appc names (from the store, else discovered), image ids, https:// URLs or .aci files; what is not in the store is ' +
+    'fetched and verified first, with its dependencies, under --pull-policy (default new). The pod is left in the prepared state: start it with ' +
     '`tspod run-prepared UUID`, inspect it with `tspod status`/`tspod cat-manifest`, drop it with `tspod rm`.';
   static override examples = [
     '<%= config.bin %> prepare tspod.dev/demo:1.0.0',

@@ -1,17 +1,68 @@
-// src/fetch: image references to verified images in the store. Dispatches on the reference's
-// form; this release handles local ACI files (discovery by name, HTTPS and registries follow).
-import fs from 'node:fs';
+// src/fetch: image references to verified images in the store. `fetchImage` dispatches on the
+// reference's form (reference.ts: local file, https:// URL, appc name, image id; OCI refused until
+// issue 6), applies the pull policy, then fetches the image's missing dependencies. Remote
+// fetching (remote.ts) is imported on demand, so `tspod run` of a stored image loads neither
+// undici, nor htmlparser2, nor openpgp.
+import { NotFoundError, UsageError } from '../errors.js';
+import type { FetchContext, FetchRequest, FetchResult, ImageFetch } from './context.js';
+import { fetchDependencies } from './dependencies.js';
+import { closeRemoteConnections, loadRemote } from './load-remote.js';
+import { fetchLocalAci } from './local-aci.js';
+import { classifyImageRef } from './reference.js';
 
-import { UsageError } from '../errors.js';
-import { fetchLocalAci, type FetchContext, type FetchRequest, type FetchResult } from './local-aci.js';
-
-export type { FetchContext, FetchRequest, FetchResult };
+export type { FetchContext, FetchRequest, FetchResult, ImageFetch } from './context.js';
+export { PULL_POLICIES, type PullPolicy } from './context.js';
 
 export async function fetchImage(ref: string, ctx: FetchContext, request: FetchRequest = {}): Promise<FetchResult> {
-  if (ref.startsWith('file://')) return fetchLocalAci(new URL(ref).pathname, ctx, request);
-  if (/^(https?|docker|oci|oci-archive):/.test(ref)) {
-    throw new UsageError(`fetch ${ref}: fetching from ${ref.split(':')[0]} locations is not supported yet; fetch a local .aci file`);
+  const policy = request.pullPolicy ?? 'update';
+  if (request.noStore === true && policy === 'never') {
+    throw new UsageError('--no-store and --pull-policy=never contradict each other: one ignores the store, the other uses nothing else');
   }
-  if (fs.existsSync(ref) || ref.endsWith('.aci')) return fetchLocalAci(ref, ctx, request);
-  throw new UsageError(`fetch ${ref}: no such file, and discovery of images by name is not supported yet`);
+  try {
+    const image = await fetchOne(ref, ctx, request);
+    const deps = await fetchDependencies(image.record, ctx, { strict: request.strictDependencies === true, fetchMissing: policy !== 'never' });
+    return { ...image, dependencies: deps.fetched, missingDependencies: deps.missing };
+  } finally {
+    // undici keeps idle connections open, and they would keep the process alive (src/http/agent.ts).
+    await closeRemoteConnections();
+  }
+}
+
+async function fetchOne(ref: string, ctx: FetchContext, request: FetchRequest): Promise<ImageFetch> {
+  const policy = request.pullPolicy ?? 'update';
+  const target = classifyImageRef(ref);
+  switch (target.kind) {
+    case 'unsupported':
+      throw new UsageError(
+        `fetch ${ref}: ${target.scheme} images are not supported yet (OCI registries and layouts arrive with issue 6)`,
+        { suggestions: ['fetch an ACI: a file (./app.aci), an https:// URL, or an appc name (example.com/app:1.0)'] },
+      );
+    case 'id':
+    // Image ids name stored images only (rkt: `sha512-...` is store only).
+    {
+      const record = ctx.store.resolveImage(target.id);
+      return { record, stored: false, signer: record.source.signer, outcome: 'in-store' };
+    }
+    case 'file': {
+      if (policy === 'never') {
+        throw new UsageError(`image ${ref}: --pull-policy=never uses the store only; fetch the file first`, { suggestions: [`tspod fetch ${ref}`] });
+      }
+      const fetched = await fetchLocalAci(target.path, ctx, request);
+      return { ...fetched, outcome: 'fetched' };
+    }
+    case 'url':
+      return (await loadRemote()).fetchFromUrl(target.url, ctx, request);
+    case 'name': {
+      if (request.noStore !== true && policy !== 'update') {
+        // never/new: the store first, by name and the labels given (as every image command).
+        try {
+          const record = ctx.store.resolveImage(ref, request.labels ?? []);
+          return { record, stored: false, signer: record.source.signer, outcome: 'in-store' };
+        } catch (err) {
+          if (policy === 'never' || !(err instanceof NotFoundError)) throw err;
+        }
+      }
+      return (await loadRemote()).fetchByName(ref, ctx, request);
+    }
+  }
 }

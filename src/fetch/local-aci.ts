@@ -6,41 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { labelsMatch } from '../appc/labels.js';
-import type { Label } from '../appc/types.js';
 import { parseImageManifest } from '../appc/validate.js';
 import { ImageFormatError, NotFoundError, TrustError } from '../errors.js';
 import { readAci } from '../image/aci-reader.js';
-import type { ImageRecord } from '../store/catalog.js';
-import type { Store } from '../store/store.js';
-import type { Keystore } from '../trust/keystore.js';
-import type { InsecureOptions } from './insecure-options.js';
+import type { FetchContext, FetchRequest, ImageFetch } from './context.js';
 
-export interface FetchContext {
-  store: Store;
-  /** The keystore, loaded on first use: openpgp costs ~80 ms of start-up that `run` of a stored image never needs. */
-  keystore: () => Promise<Keystore>;
-  insecure: InsecureOptions;
-  onWarning: (message: string) => void;
-}
+// The types moved to context.ts with remote fetching; importers of this module keep working.
+export type { FetchContext, FetchRequest, FetchResult } from './context.js';
 
-export interface FetchRequest {
-  /** The name the image must have (when it was asked for by name). */
-  expectedName?: string;
-  /** Labels the image must carry. */
-  labels?: Label[];
-  /** Where the detached signature is; default `<file>.asc`. */
-  signaturePath?: string;
-}
-
-export interface FetchResult {
-  record: ImageRecord;
-  /** false when the store already had the image. */
-  stored: boolean;
-  /** Fingerprint of the key that signed the image; null with --insecure-options=image. */
-  signer: string | null;
-}
-
-export async function fetchLocalAci(file: string, ctx: FetchContext, request: FetchRequest = {}): Promise<FetchResult> {
+export async function fetchLocalAci(file: string, ctx: FetchContext, request: FetchRequest = {}): Promise<Omit<ImageFetch, 'outcome'>> {
   const what = file;
   if (!fs.existsSync(file)) throw new NotFoundError(`fetch ${what}: no such file`);
   const signaturePath = request.signaturePath ?? `${file}.asc`;

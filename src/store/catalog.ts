@@ -14,7 +14,26 @@ import type { Syscalls } from '../sys/types.js';
 import { writeJsonAtomic } from './atomic.js';
 import { recordPath, type StoreLayout } from './layout.js';
 
-export type ImageSourceKind = 'file' | 'https' | 'http' | 'docker' | 'oci';
+/** `discovery`: found through appc discovery by name; `location` is then the ACI URL it gave. */
+export type ImageSourceKind = 'file' | 'https' | 'http' | 'discovery' | 'docker' | 'oci';
+
+/**
+ * Where an image came from. Downloads also keep what the pull policies need to ask the server
+ * again (src/http/cache.ts): the validators, the freshness lifetime and when they were current.
+ */
+export interface ImageSource {
+  kind: ImageSourceKind;
+  location: string;
+  signer: string | null;
+  /** The image reference discovery was asked for (`example.com/app:1.0,os=linux,arch=amd64`). */
+  discovery?: string;
+  etag?: string | null;
+  lastModified?: string | null;
+  /** Cache-Control max-age in seconds (0 for no-cache/no-store); null when the server gave none. */
+  maxAge?: number | null;
+  /** RFC 3339: when the download finished or was last revalidated (304). */
+  fetchedAt?: string;
+}
 
 export interface ImageRecord {
   id: string;
@@ -23,7 +42,7 @@ export interface ImageRecord {
   importTime: string;
   lastUsed: string;
   size: number;
-  source: { kind: ImageSourceKind; location: string; signer: string | null };
+  source: ImageSource;
 }
 
 export function readRecord(layout: StoreLayout, id: string): ImageRecord | undefined {

@@ -140,6 +140,15 @@ describe.skipIf(!hasOpenssl)('download (needs openssl)', () => {
     expect(fs.readdirSync(tmp)).toEqual([path.basename(r.path)]);
   });
 
+  it('hashBody: false skips the sha512 (undefined) and still delivers and stores every byte across a resume', async () => {
+    file.faults = [{ resetAfter: half }];
+    const seen = collector();
+    const r = await download(url, base({ sleep: recordingSleep().sleep, ...seen.opts, hashBody: false }));
+    expect(r.sha512).toBeUndefined();
+    expect(sha512(fs.readFileSync(r.path))).toBe(sha512(body));
+    expect(seen.bytes().equals(body)).toBe(true);
+  });
+
   it('resumes a body whose connection the server destroyed at half, with Range + If-Range; the sha512 covers the whole file', async () => {
     file.faults = [{ resetAfter: half }];
     const sleeper = recordingSleep();
