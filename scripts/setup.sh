@@ -11,6 +11,10 @@ DEBIAN_PACKAGES=(
   gnupg            # keys and signatures in tests and the demo
   gpg-wks-client   # WKD hashes to check src/discovery against (tests)
   dnsmasq-base     # a real DNS server on loopback for the discovery and resolver tests
+  iptables nftables              # masquerading and --port forwarding of pod networks (both backends tested)
+  containernetworking-plugins    # named pod networks (CNI bridge + host-local)
+  iproute2         # tests read links and addresses with ip
+  gcc libc6-dev    # tests build a static sd_notify sender for the systemd pass-through test
   xz-utils bzip2   # .aci compressed with xz / bzip2 (tspod calls the system tools)
   openssl          # test CA and certificates for HTTPS tests
   ca-certificates

@@ -22,7 +22,26 @@ export const POD_FILES = {
   runOptions: 'run-options.json',
   /** Per app: `apps/<name>/tree` (rendered tree id) and `apps/<name>/image-manifest`. */
   appsDir: 'apps',
+  /**
+   * Pod networks (issue 7): the record of the pod's networks (src/net/record.ts): names,
+   * interfaces, addresses, the veth, the lease and the firewall tool. Written before anything is
+   * created, for `list`, `status` and the teardown in the exit path and gc.
+   */
+  netInfo: 'net-info.json',
+  /** Pod networks: `ok` or `failed: REASON`, written once the networks are set up (ENV_NETWORK_PENDING). */
+  networkReady: 'net-ready',
 } as const;
+
+// --- pod networks (issue 7; stage1/README.md "Pod networks") ---------------------------------------
+
+/**
+ * Set to `1` in the init's environment when stage0 sets the pod's networks up after starting the
+ * init (every --net but host and none). The init then starts no app before `net-ready` says `ok`;
+ * stage0 writes that file, then sends the init NETWORK_READY_SIGNAL (stage1/net-ready.ts).
+ */
+export const ENV_NETWORK_PENDING = 'TSPOD_NETWORK_PENDING';
+export const NETWORK_READY_SIGNAL = 'SIGUSR2';
+// --- end of pod networks -------------------------------------------------------------------------
 
 /** Files stage1 writes back (relative to the pod directory). */
 export const STAGE1_FILES = {
@@ -106,3 +125,71 @@ export function exitStatusOfChild(code: number | null, signal: NodeJS.Signals | 
   if (code !== null) return code;
   return exitStatusForSignal(signal === null ? os.constants.signals.SIGKILL : os.constants.signals[signal]);
 }
+
+// --- systemd integration (issue 7; stage1/README.md "systemd") --------------------------------
+
+/**
+ * Environment variable holding the `SystemdHandover` JSON. stage0 always sets it: it is how the
+ * init learns, before it plans the pod, whether app output is prefixed, which fds are socket
+ * activation fds for which app, and where to report events. Absent: everything off.
+ */
+export const ENV_SYSTEMD = 'TSPOD_SYSTEMD';
+
+/**
+ * rkt's image annotation for an app that speaks sd_notify(3) itself
+ * (rkt Documentation/using-rkt-with-systemd.md): with value `true` the app gets a NOTIFY_SOCKET
+ * of its own, and the pod is ready when every such app has sent READY=1 instead of when every
+ * app has started. The pod manifest's app annotations override the image's.
+ */
+export const ANNOTATION_SUPPORTS_SYSTEMD_NOTIFY = 'appc.io/executor/supports-systemd-notify';
+
+/** What stage0 tells the init about systemd features (ENV_SYSTEMD). Fd numbers are the init's. */
+export interface SystemdHandover {
+  /**
+   * More than one app and not --interactive: each app's stdout/stderr lines reach the init's
+   * stdout/stderr prefixed with `[app] ` (whole lines only), so journald shows them per app.
+   */
+  prefixOutput: boolean;
+  /**
+   * A stream (socket) on which the init writes `PodEvent` JSON lines for stage0, which turns them
+   * into sd_notify(3) messages. Set only when `tspod run` has a NOTIFY_SOCKET.
+   */
+  eventsFd?: number;
+  /** Apps that get their own NOTIFY_SOCKET (ANNOTATION_SUPPORTS_SYSTEMD_NOTIFY); only with eventsFd. */
+  notifyApps: string[];
+  /**
+   * Socket activation (sd_listen_fds(3)): per app, the init's fds it receives (in order, they
+   * become its fds 3, 4, ...) and their LISTEN_FDNAMES. Only apps with a `socketActivated` port.
+   */
+  listenFds: Record<string, { fds: number[]; names: string[] }>;
+}
+
+/** Events the init reports on `SystemdHandover.eventsFd`, one JSON object per line. */
+export type PodEvent =
+  /** Every app's main process has started (the `ready` file exists). */
+  | { event: 'ready' }
+  /** An app's main process ended with this exit status. */
+  | { event: 'exited'; app: string; status: number }
+  /** The pod is stopping (a signal, or an app failed and the others are being stopped). */
+  | { event: 'stopping' }
+  /** A datagram an app sent to its NOTIFY_SOCKET, as received (newline-separated assignments). */
+  | { event: 'notify'; app: string; message: string };
+
+/** The handover in `env` (ENV_SYSTEMD), or everything off when it is absent or unreadable. */
+export function systemdHandoverFromEnv(env: NodeJS.ProcessEnv): SystemdHandover {
+  const off: SystemdHandover = { prefixOutput: false, notifyApps: [], listenFds: {} };
+  const text = env[ENV_SYSTEMD];
+  if (text === undefined) return off;
+  try {
+    const value = JSON.parse(text) as Partial<SystemdHandover>;
+    return {
+      prefixOutput: value.prefixOutput === true,
+      ...(Number.isInteger(value.eventsFd) ? { eventsFd: value.eventsFd } : {}),
+      notifyApps: Array.isArray(value.notifyApps) ? value.notifyApps.filter((a) => typeof a === 'string') : [],
+      listenFds: typeof value.listenFds === 'object' && value.listenFds !== null ? value.listenFds : {},
+    };
+  } catch {
+    return off;
+  }
+}
+// --- end of systemd integration ---------------------------------------------------------------

@@ -20,11 +20,7 @@ function readStep(arg: string | undefined): ExecStep {
   let text: string;
   try {
     if (arg !== undefined) text = fs.readFileSync(arg, 'utf8');
-    else {
-      text = fs.readFileSync(STEP_FD, 'utf8');
-      // The app must not inherit the step's fd (whoever opened it may not have set O_CLOEXEC).
-      fs.closeSync(STEP_FD);
-    }
+    else text = fs.readFileSync(STEP_FD, 'utf8');
   } catch (err) {
     throw new StepReadError(`cannot read the exec step from ${arg ?? `fd ${STEP_FD}`}: ${(err as Error).message}`);
   }
@@ -34,11 +30,17 @@ function readStep(arg: string | undefined): ExecStep {
   } catch (err) {
     throw new StepReadError(`exec step ${arg ?? `fd ${STEP_FD}`}: invalid JSON: ${(err as Error).message}`);
   }
+  let step: ExecStep;
   try {
-    return parseExecStep(json, `exec step ${arg ?? `fd ${STEP_FD}`}`);
+    step = parseExecStep(json, `exec step ${arg ?? `fd ${STEP_FD}`}`);
   } catch (err) {
     throw new StepReadError((err as Error).message);
   }
+  // The app must not inherit the step's fd (whoever opened it may not have set O_CLOEXEC). With
+  // socket activation fds it stays open until the first of them is dup2(2)'d over it (exec-app.ts
+  // step 3a), so nothing else can take fd 3 in between.
+  if (arg === undefined && step.listenFds === undefined) fs.closeSync(STEP_FD);
+  return step;
 }
 
 class StepReadError extends Error {}

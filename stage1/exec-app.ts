@@ -69,7 +69,24 @@ export interface ExecStep {
   foreground?: boolean;
   /** `os/linux/oom-score-adj` (-1000..1000), written to /proc/self/oom_score_adj; inherited by the app. */
   oomScoreAdj?: number;
+  /**
+   * Socket activation (sd_listen_fds(3)): the `count` fds this process has at `fromFd`.. become
+   * the app's fds 3.. (SD_LISTEN_FDS_START) with FD_CLOEXEC clear, and LISTEN_FDS, LISTEN_PID (this
+   * process's pid in the pod's PID namespace, which execve keeps for the app) and LISTEN_FDNAMES are set.
+   */
+  listenFds?: ListenFdsStep;
 }
+
+/** ExecStep.listenFds. */
+export interface ListenFdsStep {
+  fromFd: number;
+  count: number;
+  /** One per fd; no `:` (LISTEN_FDNAMES is colon-separated). */
+  names: string[];
+}
+
+/** sd_listen_fds(3): SD_LISTEN_FDS_START. */
+const LISTEN_FDS_START = 3;
 
 /** The ExecStep of a planned app. */
 export function execStepForApp(
@@ -128,6 +145,15 @@ export function parseExecStep(value: unknown, source = 'exec step'): ExecStep {
   if (v.foreground !== undefined && typeof v.foreground !== 'boolean') problems.push('/foreground: must be a boolean');
   if (v.oomScoreAdj !== undefined && !(Number.isInteger(v.oomScoreAdj) && (v.oomScoreAdj as number) >= -1000 && (v.oomScoreAdj as number) <= 1000)) {
     problems.push('/oomScoreAdj: must be an integer -1000..1000');
+  }
+  if (v.listenFds !== undefined) {
+    const l = v.listenFds as Partial<ListenFdsStep> | null;
+    const ok =
+      isObject(l) &&
+      Number.isInteger(l.fromFd) && (l.fromFd as number) >= LISTEN_FDS_START &&
+      Number.isInteger(l.count) && (l.count as number) >= 1 &&
+      Array.isArray(l.names) && l.names.length === l.count && l.names.every((n) => typeof n === 'string' && !n.includes(':') && !n.includes('\0'));
+    if (!ok) problems.push('/listenFds: must be {fromFd >= 3, count >= 1, names: one string without ":" per fd}');
   }
   if (!isObject(v.env) || !Object.entries(v.env).every(([k, val]) => k !== '' && !k.includes('=') && !k.includes('\0') && typeof val === 'string' && !val.includes('\0'))) {
     problems.push('/env: must map names (no "=") to strings');
@@ -192,6 +218,30 @@ function explainCapsetFailure(err: unknown, wanted: bigint, sys: Syscalls): unkn
   return new TspodError(`${err.message}: ${capabilityNames(missing).join(', ')} not in this process's permitted set, so the app cannot have them`, { cause: err });
 }
 
+/** FD_CLOEXEC on every open fd >= `first` (close_range(2), or /proc/self/fd where it is missing). */
+function markCloexecFrom(sys: Syscalls, first: number): void {
+  try {
+    sys.closeRangeCloexec(first);
+    return;
+  } catch (err) {
+    if (!(err instanceof SyscallError) || (err.code !== 'ENOSYS' && err.code !== 'EINVAL')) throw err;
+  }
+  let fds: number[];
+  try {
+    fds = fs.readdirSync('/proc/self/fd').map(Number);
+  } catch {
+    return; // no /proc in this root: nothing more can be done
+  }
+  for (const fd of fds) {
+    if (fd < first) continue;
+    try {
+      sys.fcntlSetCloexec(fd, true);
+    } catch {
+      // the directory's own fd, closed by now
+    }
+  }
+}
+
 /**
  * Applies the step to the calling thread and execve(2)s the app. Returns only by throwing (a
  * SyscallError naming the call that failed; nothing after it ran, so the app never started).
@@ -200,7 +250,7 @@ function explainCapsetFailure(err: unknown, wanted: bigint, sys: Syscalls): unkn
 export function execApp(step: ExecStep, sys: Syscalls, options: ExecAppOptions = {}): never {
   const caps = capabilitySetsFromJson(step.capabilities);
   const program = step.seccompProgramBase64 === undefined ? undefined : Buffer.from(step.seccompProgramBase64, 'base64');
-  const envp = Object.entries(step.env).map(([k, v]) => `${k}=${v}`);
+  const env = { ...step.env };
 
   // 1. The thread's own fs_struct: Node's threads share root and cwd (CLONE_FS), so without this
   //    chroot would move them all, and setns(CLONE_NEWNS) would be refused (EINVAL) (unshare(2);
@@ -218,6 +268,25 @@ export function execApp(step: ExecStep, sys: Syscalls, options: ExecAppOptions =
   // 3. Node marks fds 0-2 close-on-exec (docs/linux-from-node.md): without clearing FD_CLOEXEC the
   //    app would start with no stdin/stdout/stderr. Done before seccomp, which may deny fcntl.
   for (const fd of [0, 1, 2]) sys.fcntlSetCloexec(fd, false);
+  // 3a. Socket activation (sd_listen_fds(3)): the fds come at fromFd.. (fd 3 carried the step) and
+  //     move down to 3.. in ascending order, so no source is overwritten before it is copied; a
+  //     dup2(2) copy has FD_CLOEXEC clear. LISTEN_PID is this pid: execve(2) keeps it for the app.
+  const listenCount = step.listenFds?.count ?? 0;
+  if (step.listenFds !== undefined) {
+    const { fromFd, names } = step.listenFds;
+    for (let i = 0; i < listenCount; i++) {
+      if (fromFd + i !== LISTEN_FDS_START + i) sys.dup2(fromFd + i, LISTEN_FDS_START + i);
+      sys.fcntlSetCloexec(LISTEN_FDS_START + i, false);
+    }
+    env.LISTEN_FDS = String(listenCount);
+    env.LISTEN_PID = String(sys.getpid());
+    env.LISTEN_FDNAMES = names.join(':');
+  }
+  // 3b. Every other fd above them is close-on-exec: the app starts with stdio and its listen fds
+  //     only, whatever the init or Node left open (the pod lock, the systemd events stream, the
+  //     listen fds' old places). close_range(2) CLOSE_RANGE_CLOEXEC (Linux 5.11) marks without
+  //     closing, so Node keeps working should execve fail; before 5.11, one fcntl per open fd.
+  markCloexecFrom(sys, LISTEN_FDS_START + listenCount);
   // 3b. --interactive: a process group of its own, made the terminal's foreground group
   //     (credentials(7) "Sessions and process groups"). tcsetpgrp(3) from a background group sends the caller
   //     SIGTTOU, which would stop it, unless the signal is blocked (tty_check_change in
@@ -278,5 +347,5 @@ export function execApp(step: ExecStep, sys: Syscalls, options: ExecAppOptions =
   //     retain set: seccomp-groups.ts RETAIN_IMPLICIT) and koffi's own bookkeeping follow.
   if (program !== undefined && !seccompEarly) sys.seccompSetFilter(program);
   // 12. execve(2): the app replaces this process with this thread's root, credentials, sets and filter.
-  return sys.execve(file, step.exec, envp);
+  return sys.execve(file, step.exec, Object.entries(env).map(([k, v]) => `${k}=${v}`));
 }

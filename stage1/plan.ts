@@ -13,6 +13,7 @@ import type { App, EnvironmentVariable, ImageManifest, Isolator, PodManifest, Vo
 import { capabilityNames, capabilitySets, capabilitySetsToJson, type CapabilityMode, type CapabilitySetsJson } from './capabilities.js';
 import type { NetMode, RunOptions } from './contract.js';
 import { podNamespaces, STAGE1_FILES } from './contract.js';
+import { podNetworkResolvConf } from './net-dns.js';
 import { PlanError } from './plan-error.js';
 import { cleanAbsolute, isWithin, readInRootfs, resolveInRootfs, type RootfsView } from './rootfs-paths.js';
 import { seccompForApp, type SeccompMode } from './seccomp.js';
@@ -880,11 +881,13 @@ export function planPod(input: PlanInput): PodPlan {
   if (runOptions.interactive && manifest.apps.length !== 1) throw new PlanError(`--interactive needs exactly one app, the pod has ${manifest.apps.length}`);
 
   const netNs = runOptions.net.kind !== 'host';
-  if (runOptions.net.kind === 'default' || runOptions.net.kind === 'named') {
-    warnings.push(`--net=${runOptions.net.kind === 'default' ? 'default' : runOptions.net.names.join(',')}: pod networks are not implemented yet; the pod gets a network namespace with loopback only`);
-  }
   const hostname = podHostname(input.uuid, runOptions.hostname);
-  const resolv = resolvConf(runOptions.dns, host.resolvConf, warnings);
+  // Pod networks (issue 7) without --dns servers: the host's DNS (stage1/net-dns.ts).
+  const podNetwork = runOptions.net.kind === 'default' || runOptions.net.kind === 'named';
+  const resolv =
+    podNetwork && (runOptions.dns === undefined || runOptions.dns.servers.length === 0)
+      ? podNetworkResolvConf(host.resolvConf, warnings)
+      : resolvConf(runOptions.dns, host.resolvConf, warnings);
 
   // Pod-level isolators: resources bound the whole pod's cgroup; sysctls go to the pod's namespaces.
   const podReport = (name: string, status: IsolatorReport['status']): void => {

@@ -18,7 +18,9 @@ import { execStepForApp, type ExecStep } from './exec-app.js';
 import { execStepCommand, WarmExecSteps } from './warm-exec.js';
 import { hostView } from './host-view.js';
 import { bringInterfaceUp, LOOPBACK_INTERFACE, needsLoopback } from './loopback.js';
+import { networkPending, waitForNetwork } from './net-ready.js';
 import { planPod, type AppPlan, type ExecSpec, type PlanAppInput } from './plan.js';
+import { SystemdBridge } from './systemd-bridge.js';
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as const;
 /** The safety-net poll of waitpid(-1); SIGCHLD does the reaping. */
@@ -73,6 +75,10 @@ function reapAll(onExit: (pid: number, status: number) => void): void {
 export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise<number> {
   // stage0 is the pod's foreground supervisor: if it dies (kill -9), the pod dies with it.
   sys.prctl(PR_SET_PDEATHSIG, SIGNALS.SIGKILL);
+  // Pod networks (stage1/README.md "Pod networks"): stage0 sets them up while this init starts;
+  // the wait begins now (its signal handler is installed) and ends before the first app starts.
+  const networkUp = networkPending() ? waitForNetwork(podDir) : undefined;
+  networkUp?.catch(() => undefined); // handled where it is awaited
   const uuid = path.basename(podDir);
   const inputs = readPlanInputs(podDir);
   // --- loopback and the metadata service (stage1/README.md, "Loopback and the metadata service") --
@@ -94,6 +100,8 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
     metadataUrl: mds?.url,
   });
   for (const warning of plan.warnings) process.stderr.write(`tspod: warning: ${warning}\n`);
+  // systemd (stage1/README.md "systemd"): events for stage0's sd_notify, the apps' own NOTIFY_SOCKETs.
+  const systemd = SystemdBridge.start({ sys, uuid, handover: warm.handover, warn: (m) => process.stderr.write(`tspod: warning: ${m}\n`) });
   fs.writeFileSync(path.join(podDir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
   // --interactive: the app's /dev/console is the terminal tspod run was started from.
   const interactive = inputs.runOptions.interactive;
@@ -121,10 +129,11 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
   };
   /** Starts one exec step (the app's exec or an event handler) in the app's cgroup. */
   const startStep = (appName: string, step: ExecStep, kind: string): Promise<number> => {
+    if (kind === 'exec') step = systemd.execStep(appName, step); // NOTIFY_SOCKET, socket activation fds
     const stepFile = path.join(podDir, POD_FILES.appsDir, appName, `${kind}-step.json`);
     const stepJson = JSON.stringify(step);
     fs.writeFileSync(stepFile, stepJson, { mode: 0o600 });
-    const warmChild = warm.take();
+    const warmChild = warm.takeFor(appName, kind === 'exec');
     // Only an --interactive app reads tspod run's stdin; the others get /dev/null, as under rkt.
     const child = warmChild ?? spawn(...execStepCommand(stepFile), { stdio: [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
     if (child.pid === undefined) throw new Error(`app ${appName}: could not start the exec step (${kind})`);
@@ -152,12 +161,14 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
+    systemd.emit({ event: 'stopping' });
     signalApps('SIGTERM');
     // Apps that ignore SIGTERM are killed after the stop timeout.
     setTimeout(() => signalApps('SIGKILL'), inputs.runOptions.stopTimeoutMs).unref();
   };
   const recordExit = (appName: string, code: number): void => {
     fs.writeFileSync(path.join(statusDir, appName), `${code}\n`);
+    systemd.emit({ event: 'exited', app: appName, status: code });
     // Ending on the SIGTERM of a stop is graceful; any other non-zero status (an app failing, or
     // one that had to be SIGKILLed after the stop timeout) is the pod's exit status.
     const graceful = stopping && code === exitStatusForSignal(SIGNALS.SIGTERM);
@@ -186,7 +197,10 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
     touch(path.join(statusDir, `${app.name}.started`));
     // `status --wait-ready`: ready once every app's main process has started.
     started += 1;
-    if (started === plan.apps.length) touch(path.join(podDir, STAGE1_FILES.ready));
+    if (started === plan.apps.length) {
+      touch(path.join(podDir, STAGE1_FILES.ready));
+      systemd.emit({ event: 'ready' });
+    }
     const code = await exited;
     current.delete(app.name);
     recordExit(app.name, code);
@@ -206,11 +220,14 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
   process.on('SIGCHLD', reap);
   const timer = setInterval(reap, REAP_INTERVAL_MS);
   try {
+    await networkUp;
     await Promise.all(plan.apps.map((app) => runApp(app)));
     return firstFailure ?? 0;
   } finally {
     clearInterval(timer);
     process.off('SIGCHLD', reap);
+    systemd.close();
+    await warm.output?.drain(); // the apps' last lines (stage1/app-output.ts)
     await mds?.close();
     // Orphans of the apps may linger in the cgroups for a moment: they die with this PID 1.
     try {

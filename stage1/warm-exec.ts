@@ -8,7 +8,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
+import { AppOutput } from './app-output.js';
+import { systemdHandoverFromEnv, type SystemdHandover } from './contract.js';
+
 const EXEC_MAIN = fileURLToPath(new URL('./exec-app-main.js', import.meta.url));
+
+/**
+ * Where an exec step finds its socket activation fds (SystemdHandover.listenFds): right after fd 3,
+ * which carries the step; exec-app.ts moves them down to 3.. before execve.
+ */
+export const STEP_LISTEN_FD = 4;
 
 /** The exec step program and its argv when the step comes from a file. */
 export function execStepCommand(stepFile?: string): [string, string[]] {
@@ -18,23 +27,72 @@ export function execStepCommand(stepFile?: string): [string, string[]] {
 export class WarmExecSteps {
   private readonly waiting: ChildProcess[] = [];
   private readonly dead = new Set<number>();
+  // systemd integration (stage1/README.md "systemd"): decided by stage0 before the plan exists.
+  /** What stage0 handed over (ENV_SYSTEMD). */
+  handover: SystemdHandover = { prefixOutput: false, notifyApps: [], listenFds: {} };
+  /** The relay of app output, when it is prefixed: every step gets pipes for stdout and stderr. */
+  output: AppOutput | undefined;
+  /** Steps started with an app's socket activation fds, for that app's main exec only. */
+  private readonly reserved = new Map<string, ChildProcess>();
+  private stdin: 'inherit' | 'ignore' = 'ignore';
 
-  /** Starts `count` exec steps with `stdin` ('inherit' for an --interactive app, else 'ignore'). */
-  start(count: number, stdin: 'inherit' | 'ignore'): void {
-    const [file, args] = execStepCommand();
-    for (let i = 0; i < count; i++) {
-      const child = spawn(file, args, { stdio: [stdin, 'inherit', 'inherit', 'pipe'] });
-      if (child.pid === undefined) continue;
-      // EPIPE when it died before its step was written: noticed through its exit instead.
-      child.stdio[3]?.on('error', () => undefined);
-      child.on('exit', () => this.dead.add(child.pid!));
-      this.waiting.push(child);
+  /**
+   * Starts `count` exec steps with `stdin` ('inherit' for an --interactive app, else 'ignore').
+   * With socket activation, the app that gets the fds has a step of its own among them.
+   */
+  start(count: number, stdin: 'inherit' | 'ignore', handover: SystemdHandover = systemdHandoverFromEnv(process.env)): void {
+    this.stdin = stdin;
+    this.handover = handover;
+    if (handover.prefixOutput) this.output = new AppOutput();
+    for (const app of Object.keys(handover.listenFds)) {
+      const child = this.spawnStep(app);
+      if (child !== undefined) this.reserved.set(app, child);
     }
+    for (let i = this.reserved.size; i < count; i++) {
+      const child = this.spawnStep();
+      if (child !== undefined) this.waiting.push(child);
+    }
+  }
+
+  /** One exec step waiting on fd 3, with `app`'s socket activation fds from STEP_LISTEN_FD on. */
+  private spawnStep(app?: string): ChildProcess | undefined {
+    const [file, args] = execStepCommand();
+    const output = this.output === undefined ? 'inherit' : 'pipe';
+    const listenFds = app === undefined ? [] : (this.handover.listenFds[app]?.fds ?? []);
+    const child = spawn(file, args, { stdio: [this.stdin, output, output, 'pipe', ...listenFds] });
+    if (child.pid === undefined) return undefined;
+    // EPIPE when it died before its step was written: noticed through its exit instead.
+    child.stdio[3]?.on('error', () => undefined);
+    child.on('exit', () => this.dead.add(child.pid!));
+    this.output?.attach(child);
+    return child;
+  }
+
+  /**
+   * An exec step for `app` (its output is labeled with the name): for its main exec with socket
+   * activation fds, the step holding them (a new one if it has died); otherwise a waiting one,
+   * or a new one when the pod's steps need pipes. Undefined: the caller starts a plain step.
+   */
+  takeFor(app: string, mainExec: boolean): ChildProcess | undefined {
+    let child: ChildProcess | undefined;
+    if (mainExec && this.handover.listenFds[app] !== undefined) {
+      child = this.reserved.get(app);
+      this.reserved.delete(app);
+      if (child === undefined || !this.alive(child)) child = this.spawnStep(app);
+    } else {
+      child = this.take() ?? (this.output === undefined ? undefined : this.spawnStep());
+    }
+    if (child !== undefined) this.output?.label(child, app);
+    return child;
+  }
+
+  private alive(child: ChildProcess): boolean {
+    return !this.dead.has(child.pid!) && child.exitCode === null && child.signalCode === null;
   }
 
   /** Pids still waiting for a step, for a supervisor that reaps with waitpid(-1) (markDead). */
   pids(): number[] {
-    return this.waiting.map((child) => child.pid!);
+    return [...this.waiting, ...this.reserved.values()].map((child) => child.pid!);
   }
 
   /** A waiting exec step that is still alive, or undefined when none is left. */
@@ -58,5 +116,7 @@ export class WarmExecSteps {
   /** Ends every step still waiting (the pod failed before using them, or had fewer steps). */
   discard(): void {
     for (const child of this.waiting.splice(0)) child.kill('SIGKILL');
+    for (const child of this.reserved.values()) child.kill('SIGKILL');
+    this.reserved.clear();
   }
 }

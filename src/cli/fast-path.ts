@@ -39,6 +39,11 @@ function contextOf(flags: GlobalFlagValues): Context {
   });
 }
 
+/** The config layers whose `net.d` define pod networks (src/net/config.ts). */
+function networkConfigOf(flags: GlobalFlagValues): { localConfig: string; systemConfig: string } {
+  return { localConfig: flags['local-config'], systemConfig: flags['system-config'] };
+}
+
 const FAST_COMMANDS: Record<string, FastCommand> = {
   run: {
     // The words after an app's `--` are the app's, `--help` among them.
@@ -47,7 +52,7 @@ const FAST_COMMANDS: Record<string, FastCommand> = {
       const { flags, rest: argv } = takeGlobalFlags([...leading, ...rest]);
       const { runPod } = await import('../pod/run.js');
       const context = contextOf(flags);
-      return runPod(argv, { fetch: context.fetchContext(), warn: context.warn });
+      return runPod(argv, { fetch: context.fetchContext(), warn: context.warn, networkConfig: networkConfigOf(flags) });
     },
   },
   'run-prepared': {
@@ -56,7 +61,7 @@ const FAST_COMMANDS: Record<string, FastCommand> = {
     async run(leading, [uuid]) {
       const { flags } = takeGlobalFlags(leading);
       const { runPreparedPod } = await import('../pod/run.js');
-      return runPreparedPod(flags.dir, contextOf(flags).sys, uuid!);
+      return runPreparedPod(flags.dir, contextOf(flags).sys, uuid!, undefined, networkConfigOf(flags));
     },
   },
   enter: {

@@ -4,7 +4,7 @@ import { Flags } from '@oclif/core';
 
 import { TspodCommand } from '../cli/base-command.js';
 import { formatAgo, renderTable } from '../output/table.js';
-import { listPods, toApiPod, type ApiPod } from '../pod/list.js';
+import { listPods, podNetworks, toApiPod, type ApiPod } from '../pod/list.js';
 import type { AppInfo, PodInfo } from '../pod/state.js';
 
 interface Row {
@@ -56,7 +56,7 @@ export function renderPodTable(pods: PodInfo[], options: { full: boolean; noLege
       { header: 'STATE', get: podColumn((p) => p.state) },
       { header: 'CREATED', get: podColumn((p) => time(p.createdAt)) },
       { header: 'STARTED', get: podColumn((p) => time(p.startedAt)) },
-      { header: 'NETWORKS', get: podColumn(() => '') },
+      { header: 'NETWORKS', get: podColumn((p) => podNetworks(p).map((n) => `${n.net_name}:ip4=${n.ip}`).join(',')) },
     ],
     rows,
     { noLegend: options.noLegend },

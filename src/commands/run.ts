@@ -20,6 +20,10 @@ export default class Run extends TspodCommand<typeof Run> {
   static override flags = runFlags;
 
   public async run(): Promise<void> {
-    process.exitCode = await runPod(this.positionals, { fetch: this.context.fetchContext(), warn: (m) => this.warn(m) });
+    process.exitCode = await runPod(this.positionals, {
+      fetch: this.context.fetchContext(),
+      warn: (m) => this.warn(m),
+      networkConfig: { localConfig: this.context.options.localConfig, systemConfig: this.context.options.systemConfig },
+    });
   }
 }

@@ -7,7 +7,7 @@ import { TspodCommand } from '../cli/base-command.js';
 import { podUuidArg, uuidFileFlag } from '../cli/pod-flags.js';
 import { parseDuration } from '../cli/duration.js';
 import { UsageError } from '../errors.js';
-import { isPodFinished, toApiPodStatus, type ApiPodStatus } from '../pod/list.js';
+import { isPodFinished, podNetworks, toApiPodStatus, type ApiPodStatus } from '../pod/list.js';
 import { readPod, type PodInfo } from '../pod/state.js';
 import { podUuidsFromArgs } from '../pod/uuid.js';
 import { waitPod } from '../pod/wait.js';
@@ -23,7 +23,8 @@ export function statusLines(pod: PodInfo): string[] {
   const lines = [`state=${pod.state}`];
   if (pod.createdAt !== undefined) lines.push(`created=${pod.createdAt.toISOString()}`);
   if (pod.startedAt !== undefined) lines.push(`started=${pod.startedAt.toISOString()}`);
-  lines.push('networks=');
+  // rkt's form: `networks=default:ip4=172.31.0.2,...`
+  lines.push(`networks=${podNetworks(pod).map((n) => `${n.net_name}:ip4=${n.ip}`).join(',')}`);
   if (pod.pid !== undefined) lines.push(`pid=${pod.pid}`);
   lines.push(`exited=${isPodFinished(pod)}`);
   if (pod.gcMarkedAt !== undefined) lines.push(`gc-marked=${pod.gcMarkedAt.toISOString()}`);

@@ -83,9 +83,16 @@ function run(command: string, args: string[]): Promise<void> {
 /**
  * The cleanup `tspod gc`/`rm` use: stage1's gc entry point (stage1/contract.ts), run as a child
  * process, detaches every mount left below the pod directory and removes the pod's cgroups.
+ * Then what the pod's networks left on the host (src/net/pod-network.ts): firewall rules, CNI
+ * state, the veth and the leases, from the pod's `net-info.json`; normally the pod's exit path
+ * removed them, but not after kill -9 of `tspod run`.
  */
 export const stage1Cleanup: PodCleanup = async (podDir) => {
   await run(process.execPath, [STAGE1_GC, podDir]);
+  // pods/<state>/<uuid> -> the data dir, whose networks/ holds the leases.
+  const { removePodNetworks } = await import('../net/pod-network.js');
+  const { libcSyscalls } = await import('../sys/libc.js');
+  await removePodNetworks(podDir, { dataDir: path.resolve(podDir, '..', '..', '..'), sys: libcSyscalls });
 };
 
 /**
@@ -219,6 +226,10 @@ export async function gcPods(dir: string, sys: Syscalls, options: PodGcOptions =
       }
     }
   }
+  // Pod networks: leases whose pod is gone altogether (a power loss, a pod directory removed by
+  // hand); a pod's own leases were released with it above (src/net/ipam.ts).
+  const { sweepStaleLeases } = await import('../net/ipam.js');
+  sweepStaleLeases(dir, (uuid) => findPod(dir, uuid) !== undefined);
   return report;
 }
 

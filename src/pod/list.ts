@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { apiNetworks, readNetInfo } from '../net/record.js';
 import type { Syscalls } from '../sys/types.js';
 import {
   appState,
@@ -42,7 +43,7 @@ export interface ApiApp {
   finished_at?: string;
 }
 
-/** api/v1 NetInfo (filled by the networking work from `net-info.json`; empty until then). */
+/** api/v1 NetInfo, from the pod's `net-info.json` (src/net/record.ts) while its networks are up. */
 export interface ApiNetwork {
   net_name: string;
   iface_name: string;
@@ -83,12 +84,20 @@ export function toApiApp(app: AppInfo): ApiApp {
 }
 
 export function toApiPod(pod: PodInfo): ApiPod {
-  const api: Partial<ApiPod> = { name: pod.uuid, state: pod.state, networks: [], apps: pod.apps.map(toApiApp) };
+  const api: Partial<ApiPod> = { name: pod.uuid, state: pod.state, networks: podNetworks(pod), apps: pod.apps.map(toApiApp) };
   if (pod.createdAt !== undefined) api.created_at = pod.createdAt.toISOString();
   if (pod.startedAt !== undefined) api.started_at = pod.startedAt.toISOString();
   api.user_annotations = pod.userAnnotations;
   api.user_labels = pod.userLabels;
   return api as ApiPod;
+}
+
+/**
+ * The pod's networks while they are up: only pods in `run/` can have them (the exit path takes
+ * them down; after a kill -9 they stay up until gc), so other pods cost no read.
+ */
+export function podNetworks(pod: PodInfo): ApiNetwork[] {
+  return pod.location === 'run' ? apiNetworks(readNetInfo(pod.path)) : [];
 }
 
 export function isPodFinished(pod: PodInfo): boolean {

@@ -19,6 +19,7 @@ import {
   TIOCSCTTY,
   type Syscalls,
 } from './types.js';
+import { AF_UNIX, CLOSE_RANGE_CLOEXEC, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, MSG_TRUNC, SCM_CREDENTIALS, SCM_RIGHTS, SOL_SOCKET, UNIX_PATH_MAX, type PollFd, type UnixMessage } from './types.js';
 
 type KoffiModule = typeof import('koffi');
 type Fn = (...args: unknown[]) => number;
@@ -66,6 +67,18 @@ interface Libc {
   ioctlPtr: Fn;
   socket: Fn;
   close: Fn;
+  send: Fn;
+  recv: Fn;
+  // AF_UNIX sockets, fd passing, pipes, poll (sd_notify, socket activation)
+  pipe2: Fn;
+  dup2: Fn;
+  setsockopt: Fn;
+  bind: Fn;
+  sendmsg: Fn;
+  recvmsg: Fn;
+  /** poll(2), also called through `.async` on koffi's worker threads (pollAsync). */
+  poll: Fn & { async: (...args: unknown[]) => void };
+  closeRange: Fn;
   /** syscall(nr, long, long, long): the raw credential calls. */
   syscallLong3: Fn;
   /** syscall(nr, long, gid_t *): setgroups. */
@@ -131,6 +144,17 @@ function load(): Libc {
     ioctlPtr: lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']) as Fn,
     socket: lib.func('int socket(int domain, int type, int protocol)') as Fn,
     close: lib.func('int close(int fd)') as Fn,
+    send: lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)') as Fn,
+    recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)') as Fn,
+    pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as Fn,
+    dup2: lib.func('int dup2(int oldfd, int newfd)') as Fn,
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Fn,
+    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)') as Fn,
+    // The struct msghdr is built by hand in a Buffer (msghdr() below), its pointers from koffi.address.
+    sendmsg: lib.func('intptr_t sendmsg(int fd, const void *msg, int flags)') as Fn,
+    recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)') as Fn,
+    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)') as Libc['poll'],
+    closeRange: lib.func('int close_range(unsigned int first, unsigned int last, int flags)') as Fn,
     syscallLong3: lib.func('syscall', 'long', ['long', 'long', 'long', 'long']) as Fn,
     syscallSetgroups: lib.func('syscall', 'long', ['long', 'long', 'void *']) as Fn,
     syscallStr2: lib.func('syscall', 'long', ['long', 'const char *', 'const char *']) as Fn,
@@ -152,6 +176,89 @@ function capHeader(pid: number): Buffer {
   header.writeInt32LE(pid, 4);
   return header;
 }
+
+// --- AF_UNIX sockets: C layouts of LP64 Linux (x86_64 and aarch64 alike) ---------------------
+/** unix(7) `struct sockaddr_un` and its length: a path is NUL-terminated, an `@name` is abstract (leading NUL, exact length). */
+function sockaddrUn(address: string): { addr: Buffer; length: number } {
+  const abstract = address.startsWith('@');
+  const name = Buffer.from(abstract ? address.slice(1) : address);
+  const pathBytes = abstract ? 1 + name.length : name.length + 1;
+  if (name.length === 0 || pathBytes > UNIX_PATH_MAX) throw new RangeError(`sockaddr_un: address ${JSON.stringify(address)} must be 1..${UNIX_PATH_MAX - 1} bytes`);
+  const addr = Buffer.alloc(2 + UNIX_PATH_MAX);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr, abstract ? 3 : 2);
+  return { addr, length: 2 + pathBytes };
+}
+
+/** cmsg(3): CMSG_ALIGN to sizeof(size_t); the header `struct cmsghdr { size_t len; int level; int type; }` is 16 bytes. */
+const CMSG_HEADER = 16;
+const cmsgAlign = (n: number) => (n + 7) & ~7;
+/** Room for one message's control data: SCM_RIGHTS of up to 253 fds (SCM_MAX_FD) plus a `struct ucred`. */
+const CONTROL_BYTES = 2048;
+
+/**
+ * `struct msghdr` (56 bytes: name, namelen, iov, iovlen, control, controllen, flags) over one
+ * `struct iovec`, pointing into the given Buffers; they must stay referenced until the call returns.
+ */
+function msghdr(c: Libc, parts: { name?: { addr: Buffer; length: number }; data: Buffer; control?: Buffer }): { msg: Buffer; keep: unknown[] } {
+  const address = (buffer: Buffer) => (buffer.length === 0 ? 0n : BigInt(c.koffi.address(buffer)));
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(address(parts.data), 0);
+  iov.writeBigUInt64LE(BigInt(parts.data.length), 8);
+  const msg = Buffer.alloc(56);
+  if (parts.name !== undefined) {
+    msg.writeBigUInt64LE(address(parts.name.addr), 0);
+    msg.writeUInt32LE(parts.name.length, 8);
+  }
+  msg.writeBigUInt64LE(address(iov), 16);
+  msg.writeBigUInt64LE(1n, 24);
+  if (parts.control !== undefined && parts.control.length > 0) {
+    msg.writeBigUInt64LE(address(parts.control), 32);
+    msg.writeBigUInt64LE(BigInt(parts.control.length), 40);
+  }
+  return { msg, keep: [iov, parts.data, parts.name?.addr, parts.control] };
+}
+
+/** One SCM_RIGHTS control message carrying `fds` (CMSG_SPACE bytes). */
+function rightsControl(fds: readonly number[]): Buffer {
+  const control = Buffer.alloc(CMSG_HEADER + cmsgAlign(4 * fds.length));
+  control.writeBigUInt64LE(BigInt(CMSG_HEADER + 4 * fds.length), 0); // CMSG_LEN
+  control.writeInt32LE(SOL_SOCKET, 8);
+  control.writeInt32LE(SCM_RIGHTS, 12);
+  fds.forEach((fd, i) => control.writeInt32LE(fd, CMSG_HEADER + 4 * i));
+  return control;
+}
+
+/** Walks the control messages a recvmsg returned (CMSG_FIRSTHDR/CMSG_NXTHDR). */
+function parseControl(control: Buffer, length: number): Pick<UnixMessage, 'fds' | 'credentials'> {
+  const fds: number[] = [];
+  let credentials: UnixMessage['credentials'];
+  for (let offset = 0; offset + CMSG_HEADER <= length; ) {
+    const cmsgLen = Number(control.readBigUInt64LE(offset));
+    if (cmsgLen < CMSG_HEADER || offset + cmsgLen > length) break;
+    const level = control.readInt32LE(offset + 8);
+    const type = control.readInt32LE(offset + 12);
+    const data = control.subarray(offset + CMSG_HEADER, offset + cmsgLen);
+    if (level === SOL_SOCKET && type === SCM_RIGHTS) for (let i = 0; i + 4 <= data.length; i += 4) fds.push(data.readInt32LE(i));
+    // unix(7) `struct ucred { pid_t pid; uid_t uid; gid_t gid; }`
+    if (level === SOL_SOCKET && type === SCM_CREDENTIALS && data.length >= 12) credentials = { pid: data.readInt32LE(0), uid: data.readUInt32LE(4), gid: data.readUInt32LE(8) };
+    offset += cmsgAlign(cmsgLen);
+  }
+  return { fds, ...(credentials === undefined ? {} : { credentials }) };
+}
+
+/** `struct pollfd { int fd; short events; short revents; }` array. */
+function pollfds(fds: readonly PollFd[]): Buffer {
+  const buffer = Buffer.alloc(8 * fds.length);
+  fds.forEach((p, i) => {
+    buffer.writeInt32LE(p.fd, 8 * i);
+    buffer.writeInt16LE(p.events, 8 * i + 4);
+  });
+  return buffer;
+}
+const revents = (buffer: Buffer, count: number) => Array.from({ length: count }, (_, i) => buffer.readUInt16LE(8 * i + 6));
+const EAGAIN = 11;
+// --- end of AF_UNIX socket layouts ------------------------------------------------------------
 
 const ENODATA = 61;
 const ERANGE = 34;
@@ -327,6 +434,86 @@ export const libcSyscalls: Syscalls = {
     const name = ifreq.subarray(0, IFNAMSIZ).toString('latin1').replace(/\0.*$/s, '');
     check(c, c.ioctlPtr(fd, request, ifreq), `ioctl ${IFREQ_REQUEST_NAMES[request] ?? `0x${request.toString(16)}`}`, name);
   },
+  send(fd, data) {
+    const c = load();
+    return check(c, Number(c.send(fd, data, data.length, 0)), 'send');
+  },
+  recv(fd, buffer) {
+    const c = load();
+    return check(c, Number(c.recv(fd, buffer, buffer.length, 0)), 'recv');
+  },
+  // --- AF_UNIX datagram sockets, fd passing, pipes and poll (sd_notify, socket activation) -----
+  pipe2(flags) {
+    const c = load();
+    const fds = [0, 0];
+    check(c, c.pipe2(fds, flags), 'pipe2');
+    return [fds[0]!, fds[1]!];
+  },
+  dup2(oldFd, newFd) {
+    const c = load();
+    check(c, c.dup2(oldFd, newFd), 'dup2');
+  },
+  setsockoptInt(fd, level, name, value) {
+    const c = load();
+    const option = Buffer.alloc(4);
+    option.writeInt32LE(value, 0);
+    check(c, c.setsockopt(fd, level, name, option, 4), 'setsockopt');
+  },
+  bindUnix(fd, address) {
+    const c = load();
+    const { addr, length } = sockaddrUn(address);
+    check(c, c.bind(fd, addr, length), 'bind', address);
+  },
+  sendmsgUnix(fd, data, options = {}) {
+    const c = load();
+    const name = options.address === undefined ? undefined : sockaddrUn(options.address);
+    const control = options.fds === undefined || options.fds.length === 0 ? undefined : rightsControl(options.fds);
+    const { msg, keep } = msghdr(c, { name, data, control });
+    const sent = Number(c.sendmsg(fd, msg, (options.flags ?? 0) | MSG_NOSIGNAL));
+    void keep; // referenced until here: the kernel has read the message
+    return check(c, sent, 'sendmsg', options.address);
+  },
+  recvmsgUnix(fd, maxBytes, flags = 0) {
+    const c = load();
+    const data = Buffer.alloc(maxBytes);
+    const control = Buffer.alloc(CONTROL_BYTES);
+    const { msg } = msghdr(c, { data, control });
+    // MSG_CMSG_CLOEXEC: fds received with SCM_RIGHTS are close-on-exec from the start (recvmsg(2)).
+    const n = Number(c.recvmsg(fd, msg, flags | MSG_CMSG_CLOEXEC));
+    if (n === -1) {
+      const errno = c.koffi.errno();
+      if (errno === EAGAIN) return undefined;
+      throw new SyscallError('recvmsg', errno);
+    }
+    const msgFlags = msg.readInt32LE(48);
+    const received = parseControl(control, Number(msg.readBigUInt64LE(40)));
+    // MSG_CTRUNC: the kernel dropped fds that did not fit; those that arrived are returned for the caller to close.
+    return { data: data.subarray(0, Math.min(n, maxBytes)), ...received, truncated: (msgFlags & (MSG_TRUNC | MSG_CTRUNC)) !== 0 };
+  },
+  poll(fds, timeoutMs) {
+    const c = load();
+    const buffer = pollfds(fds);
+    check(c, c.poll(buffer, fds.length, timeoutMs), 'poll');
+    return revents(buffer, fds.length);
+  },
+  pollAsync(fds, timeoutMs) {
+    const c = load();
+    const buffer = pollfds(fds);
+    return new Promise((resolve, reject) => {
+      // The worker thread writes `revents` into `buffer`, which this closure keeps alive.
+      c.poll.async(buffer, fds.length, timeoutMs, (err: unknown, result: number) => {
+        if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+        // errno of a worker thread is not readable from here (koffi.errno is per thread): EINTR is the usual cause.
+        else if (result === -1) reject(new SyscallError('poll', 4 /* EINTR */));
+        else resolve(revents(buffer, fds.length));
+      });
+    });
+  },
+  closeRangeCloexec(first) {
+    const c = load();
+    check(c, c.closeRange(first, 0xffffffff, CLOSE_RANGE_CLOEXEC), 'close_range');
+  },
+  // --- end of AF_UNIX sockets ------------------------------------------------------------------
   fsyncPath(path) {
     // fsync(2) on a directory fd is how a rename inside it is made durable.
     const fd = fs.openSync(path, fs.constants.O_RDONLY);

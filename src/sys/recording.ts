@@ -2,6 +2,7 @@
 // behaviour per call can be scripted with `fail` (throw a SyscallError with an errno). It never
 // touches the kernel: execve records the call, then throws RecordedExecve (execve cannot return).
 import { CAP_DATA_V3_SIZE, IFF_LOOPBACK, IFNAMSIZ, IFREQ_FLAGS_OFFSET, PR_CAPBSET_DROP, PR_CAPBSET_READ, SIOCGIFFLAGS, SIOCSIFFLAGS, SyscallError, type Syscalls } from './types.js';
+import type { PollFd, UnixMessage } from './types.js';
 
 /** Thrown by the fake's execve, in place of the new program image. */
 export class RecordedExecve extends Error {
@@ -35,6 +36,17 @@ export class RecordingSyscalls implements Syscalls {
   /** fds the fake socket() handed out and close() has not closed yet. */
   readonly openFds = new Set<number>();
   private nextFd = 100;
+  /** Buffers passed to send(), in order. */
+  readonly sent: Buffer[] = [];
+  /** Scripted recv() results, consumed in order (a netlink reply each); recv fails with EAGAIN when empty. */
+  readonly replies: Buffer[] = [];
+
+  /** Datagrams sendmsgUnix sent, in order. */
+  readonly unixSent: { fd: number; data: Buffer; address: string | undefined; fds: number[] }[] = [];
+  /** Scripted recvmsgUnix results, consumed in order; undefined (EAGAIN) when empty. */
+  readonly unixInbox: UnixMessage[] = [];
+  /** Scripted poll/pollAsync results (revents per entry), consumed in order; all zero (timeout) when empty. */
+  readonly pollResults: number[][] = [];
 
   /** The next calls of `syscall` fail with `errno` (until `fail` is called with undefined). */
   fail(syscall: keyof Syscalls, errno: number | undefined): void {
@@ -168,5 +180,55 @@ export class RecordingSyscalls implements Syscalls {
     if (request === SIOCGIFFLAGS) ifreq.writeUInt16LE(flags, IFREQ_FLAGS_OFFSET);
     else if (request === SIOCSIFFLAGS) this.interfaceFlags.set(name, ifreq.readUInt16LE(IFREQ_FLAGS_OFFSET));
     else throw new SyscallError('ioctlIfreq', 22 /* EINVAL */, name);
+  }
+  send(fd: number, data: Buffer): number {
+    this.record('send', [fd, Buffer.from(data)]);
+    if (!this.openFds.has(fd)) throw new SyscallError('send', 9 /* EBADF */);
+    this.sent.push(Buffer.from(data));
+    return data.length;
+  }
+  recv(fd: number, buffer: Buffer): number {
+    this.record('recv', [fd]);
+    if (!this.openFds.has(fd)) throw new SyscallError('recv', 9 /* EBADF */);
+    const reply = this.replies.shift();
+    if (reply === undefined) throw new SyscallError('recv', 11 /* EAGAIN */);
+    return reply.copy(buffer, 0, 0, Math.min(reply.length, buffer.length));
+  }
+
+  // --- AF_UNIX datagram sockets, fd passing, pipes and poll ------------------------------------
+  closeRangeCloexec(first: number): void {
+    this.record('closeRangeCloexec', [first]);
+  }
+  pipe2(flags: number): [number, number] {
+    this.record('pipe2', [flags]);
+    const fds: [number, number] = [this.nextFd++, this.nextFd++];
+    for (const fd of fds) this.openFds.add(fd);
+    return fds;
+  }
+  dup2(oldFd: number, newFd: number): void {
+    this.record('dup2', [oldFd, newFd]);
+  }
+  setsockoptInt(fd: number, level: number, name: number, value: number): void {
+    this.record('setsockoptInt', [fd, level, name, value]);
+  }
+  bindUnix(fd: number, address: string): void {
+    this.record('bindUnix', [fd, address], address);
+  }
+  sendmsgUnix(fd: number, data: Buffer, options: { address?: string; fds?: readonly number[]; flags?: number } = {}): number {
+    this.record('sendmsgUnix', [fd, Buffer.from(data), { ...options, fds: options.fds === undefined ? undefined : [...options.fds] }], options.address);
+    this.unixSent.push({ fd, data: Buffer.from(data), address: options.address, fds: [...(options.fds ?? [])] });
+    return data.length;
+  }
+  recvmsgUnix(fd: number, maxBytes: number, flags = 0): UnixMessage | undefined {
+    this.record('recvmsgUnix', [fd, maxBytes, flags]);
+    return this.unixInbox.shift();
+  }
+  poll(fds: readonly PollFd[], timeoutMs: number): number[] {
+    this.record('poll', [fds.map((p) => ({ ...p })), timeoutMs]);
+    return this.pollResults.shift() ?? fds.map(() => 0);
+  }
+  pollAsync(fds: readonly PollFd[], timeoutMs: number): Promise<number[]> {
+    this.record('pollAsync', [fds.map((p) => ({ ...p })), timeoutMs]);
+    return Promise.resolve(this.pollResults.shift() ?? fds.map(() => 0));
   }
 }

@@ -128,6 +128,55 @@ export const AF_INET = 2;
 export const SOCK_DGRAM = 2;
 export const SOCK_CLOEXEC = 0o2000000;
 
+// netlink(7), rtnetlink(7): the routing socket pod networking talks to (linux/netlink.h)
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const NETLINK_ROUTE = 0;
+
+// --- AF_UNIX datagram sockets, fd passing, pipes and poll (sd_notify, socket activation) -------
+// socket(2), unix(7), socket(7), cmsg(3) (linux/socket.h, asm-generic/socket.h)
+export const AF_UNIX = 1;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOL_SOCKET = 1;
+export const SO_PASSCRED = 16;
+export const SCM_RIGHTS = 1;
+export const SCM_CREDENTIALS = 2;
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+export const MSG_CTRUNC = 0x8;
+export const MSG_CMSG_CLOEXEC = 0x40000000;
+/** unix(7): bytes of `sun_path` in `struct sockaddr_un`, the terminating NUL of a pathname included. */
+export const UNIX_PATH_MAX = 108;
+// pipe2(2), open(2) flags (asm-generic/fcntl.h)
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+// poll(2) events (asm-generic/poll.h)
+export const POLLIN = 0x1;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;
+// close_range(2) (linux/close_range.h)
+export const CLOSE_RANGE_CLOEXEC = 1 << 2;
+
+/** One datagram received by recvmsgUnix. */
+export interface UnixMessage {
+  data: Buffer;
+  /** fds received with SCM_RIGHTS (already open in this process, O_CLOEXEC set by MSG_CMSG_CLOEXEC). */
+  fds: number[];
+  /** SCM_CREDENTIALS of the sender, when the socket has SO_PASSCRED: pid as seen from the receiver's PID namespace (0 when the sender is outside it). */
+  credentials?: { pid: number; uid: number; gid: number };
+  /** MSG_TRUNC or MSG_CTRUNC: the datagram was longer than the buffer, or fds did not fit. */
+  truncated: boolean;
+}
+
+/** An entry of poll(2)'s `struct pollfd` array. */
+export interface PollFd {
+  fd: number;
+  events: number;
+}
+// --- end of AF_UNIX sockets -----------------------------------------------------------------
+
 // netdevice(7): interface flags through ioctl(2) on any socket (linux/sockios.h, linux/if.h)
 export const SIOCGIFFLAGS = 0x8913;
 export const SIOCSIFFLAGS = 0x8914;
@@ -285,4 +334,43 @@ export interface Syscalls {
    * `ifreq` is IFREQ_SIZE bytes, read and written in place (a get fills it).
    */
   ioctlIfreq(fd: number, request: number, ifreq: Buffer): void;
+  /** send(2) of the whole buffer on a socket (a netlink socket: to the kernel); returns the bytes sent. */
+  send(fd: number, data: Buffer): number;
+  /** recv(2) into `buffer` (blocking); returns the bytes received. */
+  recv(fd: number, buffer: Buffer): number;
+
+  // --- AF_UNIX datagram sockets, fd passing, pipes and poll (sd_notify, socket activation) -----
+  /** pipe2(2); returns [read end, write end]. */
+  pipe2(flags: number): [number, number];
+  /** dup2(2): `newFd` becomes a copy of `oldFd` (closed first if open); the copy has FD_CLOEXEC clear. */
+  dup2(oldFd: number, newFd: number): void;
+  /** setsockopt(2) with an `int` option value (SOL_SOCKET/SO_PASSCRED ...). */
+  setsockoptInt(fd: number, level: number, name: number, value: number): void;
+  /**
+   * bind(2) of an AF_UNIX socket to `address`: a filesystem path, or `@name` for the abstract
+   * namespace (unix(7): a leading NUL byte, the name is not NUL-terminated; per network namespace).
+   */
+  bindUnix(fd: number, address: string): void;
+  /**
+   * sendmsg(2) of one datagram on an AF_UNIX socket, to `address` (a path or `@name`, as
+   * bindUnix) or to the connected peer, with `fds` as SCM_RIGHTS ancillary data (cmsg(3)).
+   * MSG_NOSIGNAL is always set. Returns the bytes sent.
+   */
+  sendmsgUnix(fd: number, data: Buffer, options?: { address?: string; fds?: readonly number[]; flags?: number }): number;
+  /**
+   * recvmsg(2) of one datagram (at most `maxBytes`) with its SCM_RIGHTS fds and SCM_CREDENTIALS
+   * (MSG_CMSG_CLOEXEC). With MSG_DONTWAIT or on an O_NONBLOCK socket, undefined when nothing is
+   * queued (EAGAIN).
+   */
+  recvmsgUnix(fd: number, maxBytes: number, flags?: number): UnixMessage | undefined;
+  /** poll(2): the `revents` of each entry, in order; blocks the calling thread up to `timeoutMs` (-1: no limit). */
+  poll(fds: readonly PollFd[], timeoutMs: number): number[];
+  /**
+   * poll(2) on one of koffi's worker threads, so the event loop keeps running: how Node waits on
+   * an fd libuv will not wrap (an AF_UNIX datagram socket: uv_guess_handle calls it UNKNOWN).
+   */
+  pollAsync(fds: readonly PollFd[], timeoutMs: number): Promise<number[]>;
+  /** close_range(2) from `first` to the highest fd, with CLOSE_RANGE_CLOEXEC: marks them close-on-exec instead of closing them (Linux 5.11). */
+  closeRangeCloexec(first: number): void;
+  // --- end of AF_UNIX sockets ------------------------------------------------------------------
 }

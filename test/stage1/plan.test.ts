@@ -221,10 +221,15 @@ describe('planPod: namespaces', () => {
     expect(plan.namespaces.names).toEqual(['CLONE_NEWNS', 'CLONE_NEWUTS', 'CLONE_NEWIPC', 'CLONE_NEWPID']);
   });
 
-  it('--net=default gets its own namespace, with a warning until pod networks exist', () => {
-    const plan = planPod(input({ run: { net: { kind: 'default' } } }));
+  it('--net=default gets its own namespace and, without --dns, the host name servers that are not on its loopback', () => {
+    const i = input({ run: { net: { kind: 'default' } } });
+    i.host = { ...i.host, resolvConf: 'search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.53\n' };
+    const plan = planPod(i);
     expect(plan.namespaces.flags & CLONE_NEWNET).toBe(CLONE_NEWNET);
-    expect(plan.warnings.join('\n')).toMatch(/loopback only/);
+    expect(plan.warnings.join('\n')).not.toMatch(/not implemented/);
+    expect(plan.resolvConf).toMatch(/^search example\.com$/m);
+    expect(plan.resolvConf).toMatch(/^nameserver 10\.0\.0\.53$/m);
+    expect(plan.resolvConf).not.toMatch(/127\.0\.0\.53/);
   });
 });
 

@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { purgeTestNetworkState, removeTestNetwork, writeTestNetwork, type TestNetwork } from '../net/net-fixtures.js';
+
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const BIN = path.join(ROOT, 'bin', 'run.js');
 
@@ -19,20 +21,36 @@ export class TspodEnv {
   readonly dir: string;
   readonly localConfig: string;
   readonly systemConfig: string;
+  /**
+   * As root (pods can run): the env's own default pod network, a bridge and /24 of its own in
+   * `etc/net.d/default.conf` (test/net/net-fixtures.ts), so no test touches a real `tspod0`;
+   * cleanup() deletes the bridge.
+   */
+  readonly network: TestNetwork | undefined;
 
   constructor(base = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-cli-'))) {
     this.base = base;
     this.dir = path.join(base, 'data');
     this.localConfig = path.join(base, 'etc');
     this.systemConfig = path.join(base, 'usr-lib');
+    this.network = process.geteuid?.() === 0 ? writeTestNetwork(this.localConfig) : undefined;
   }
 
   argv(args: string[]): string[] {
     return [BIN, '--dir', this.dir, '--local-config', this.localConfig, '--system-config', this.systemConfig, ...args];
   }
 
+  /**
+   * The CLI's environment: this process's, with discovery kept off the machine's own DNS (a
+   * nameserver on a closed loopback port answers at once with ECONNREFUSED), so no test depends on
+   * what the network in CI resolves. Tests that serve DNS pass their own TSPOD_NAMESERVER.
+   */
+  childEnv(): NodeJS.ProcessEnv {
+    return { ...process.env, TSPOD_NAMESERVER: process.env.TSPOD_NAMESERVER ?? '127.0.0.1:1' };
+  }
+
   run(args: string[], options: { input?: string } = {}): CliResult {
-    const result = spawnSync(process.execPath, this.argv(args), { encoding: 'utf8', input: options.input ?? '', timeout: 120_000 });
+    const result = spawnSync(process.execPath, this.argv(args), { encoding: 'utf8', input: options.input ?? '', timeout: 120_000, env: this.childEnv() });
     return { status: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
@@ -48,10 +66,13 @@ export class TspodEnv {
   }
 
   spawn(args: string[]): ChildProcess {
-    return spawn(process.execPath, this.argv(args), { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(process.execPath, this.argv(args), { stdio: ['ignore', 'pipe', 'pipe'], env: this.childEnv() });
   }
 
   cleanup(): void {
+    // Rules of pods killed without `tspod gc`, then the env's bridge.
+    if (this.network !== undefined) purgeTestNetworkState(this.dir);
+    removeTestNetwork(this.network);
     fs.rmSync(this.base, { recursive: true, force: true });
   }
 }
