@@ -24,15 +24,7 @@ import {
 import { applyResolverEnvironment, parseHosts, parseNameserverList, parseResolvConf, searchCandidates } from '../../src/discovery/resolv-conf.js';
 import { UsageError } from '../../src/errors.js';
 import { DNSMASQ_MISSING, hasDnsmasq, startDnsmasq, type Dnsmasq } from '../support/dnsmasq.js';
-
-async function rejection<T extends Error>(p: Promise<unknown>, type: new (...args: never[]) => T): Promise<T> {
-  const err = await p.then(
-    () => new Error('expected a rejection'),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(type);
-  return err as T;
-}
+import { rejection } from '../support/rejection.js';
 
 describe('resolv.conf, hosts and TSPOD_NAMESERVER parsing', () => {
   it('reads nameservers (at most 3, bad ones skipped), the last search/domain line and capped options', () => {

@@ -11,17 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { closeAgents, getBytes, HttpError } from '../../src/http/client.js';
 import { hasOpenssl, makeTestCa, respond, startServer, type TestCa, type TestServer } from '../support/https-server.js';
+import { rejection } from '../support/rejection.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-async function rejection(p: Promise<unknown>): Promise<HttpError> {
-  const err = await p.then(
-    () => new Error('expected an HttpError'),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HttpError);
-  return err as HttpError;
-}
+/** The HttpError a request rejects with. */
+const httpRejection = (p: Promise<unknown>): Promise<HttpError> => rejection(p, HttpError);
 
 /**
  * Transpiles the client (with errors.ts and the http modules it imports) to plain ESM in a temp dir, so a child `node` process with
@@ -86,23 +81,23 @@ describe.skipIf(!hasOpenssl)('getBytes over HTTPS (needs openssl)', () => {
   });
 
   it('refuses a server whose CA is unknown (default store) with a TLS error and a suggestion', async () => {
-    const err = await rejection(getBytes(`${server.origin}/key.asc`));
+    const err = await httpRejection(getBytes(`${server.origin}/key.asc`));
     expect(err.message).toMatch(/^get https:\/\/127\.0\.0\.1:\d+\/key\.asc: TLS certificate not trusted: .*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/);
     expect(err.suggestions.join(' ')).toContain('--insecure-options=tls');
   });
 
   it('refuses a self-signed certificate without insecureTls and accepts it with', async () => {
-    const err = await rejection(getBytes(`${selfSigned.origin}/key.asc`, { ca: ca.caCert }));
+    const err = await httpRejection(getBytes(`${selfSigned.origin}/key.asc`, { ca: ca.caCert }));
     expect(err.message).toMatch(/TLS certificate not trusted: .*SELF_SIGNED/);
     const { bytes } = await getBytes(`${selfSigned.origin}/key.asc`, { insecureTls: true });
     expect(Buffer.from(bytes)).toEqual(key);
   });
 
   it('refuses plain http without allowHttp, also after a redirect, and allows it when asked', async () => {
-    const err = await rejection(getBytes(`${plain.origin}/key.asc`));
+    const err = await httpRejection(getBytes(`${plain.origin}/key.asc`));
     expect(err.message).toBe(`get ${plain.origin}/key.asc: plain http is not allowed`);
     expect(err.suggestions).toEqual(['use an https:// URL, or pass --insecure-options=http']);
-    const viaRedirect = await rejection(getBytes(`${server.origin}/to-http`, { ca: ca.caCert }));
+    const viaRedirect = await httpRejection(getBytes(`${server.origin}/to-http`, { ca: ca.caCert }));
     expect(viaRedirect.message).toContain('(redirected to http://');
     const { bytes } = await getBytes(`${plain.origin}/key.asc`, { allowHttp: true });
     expect(Buffer.from(bytes)).toEqual(key);
@@ -115,31 +110,31 @@ describe.skipIf(!hasOpenssl)('getBytes over HTTPS (needs openssl)', () => {
   });
 
   it('gives up after 10 redirects', async () => {
-    const err = await rejection(getBytes(`${server.origin}/loop`, { ca: ca.caCert }));
+    const err = await httpRejection(getBytes(`${server.origin}/loop`, { ca: ca.caCert }));
     expect(err.message).toBe(`get ${server.origin}/loop: more than 10 redirects`);
   });
 
   it('reports 404 as "get <url>: 404 Not Found" and 500 likewise', async () => {
-    const err = await rejection(getBytes(`${server.origin}/missing.asc`, { ca: ca.caCert }));
+    const err = await httpRejection(getBytes(`${server.origin}/missing.asc`, { ca: ca.caCert }));
     expect(err.message).toBe(`get ${server.origin}/missing.asc: 404 Not Found`);
     expect(err.status).toBe(404);
-    const err500 = await rejection(getBytes(`${server.origin}/gone`, { ca: ca.caCert }));
+    const err500 = await httpRejection(getBytes(`${server.origin}/gone`, { ca: ca.caCert }));
     expect(err500.message).toBe(`get ${server.origin}/gone: 500 Internal Server Error`);
   });
 
   it('enforces the size cap by Content-Length and while reading a chunked body', async () => {
-    const err = await rejection(getBytes(`${server.origin}/big`, { ca: ca.caCert, maxBytes: 1024 }));
+    const err = await httpRejection(getBytes(`${server.origin}/big`, { ca: ca.caCert, maxBytes: 1024 }));
     expect(err.message).toBe(`get ${server.origin}/big: response of 2048 bytes exceeds the limit of 1024 bytes`);
-    const chunked = await rejection(getBytes(`${server.origin}/big-chunked`, { ca: ca.caCert, maxBytes: 1024 }));
+    const chunked = await httpRejection(getBytes(`${server.origin}/big-chunked`, { ca: ca.caCert, maxBytes: 1024 }));
     expect(chunked.message).toBe(`get ${server.origin}/big-chunked: response exceeds the limit of 1024 bytes`);
     const ok = await getBytes(`${server.origin}/big`, { ca: ca.caCert, maxBytes: 2048 });
     expect(ok.bytes.length).toBe(2048);
   });
 
   it('rejects unsupported schemes and times out on a silent server', async () => {
-    expect((await rejection(getBytes('ftp://example.com/key.asc'))).message).toMatch(/unsupported URL scheme ftp/);
+    expect((await httpRejection(getBytes('ftp://example.com/key.asc'))).message).toMatch(/unsupported URL scheme ftp/);
     server.route('/silent', () => undefined); // never answers
-    const err = await rejection(getBytes(`${server.origin}/silent`, { ca: ca.caCert, timeoutMs: 300 }));
+    const err = await httpRejection(getBytes(`${server.origin}/silent`, { ca: ca.caCert, timeoutMs: 300 }));
     expect(err.message).toBe(`get ${server.origin}/silent: timed out`);
   });
 

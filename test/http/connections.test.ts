@@ -17,15 +17,10 @@ import { DEFAULT_RETRY_POLICY } from '../../src/http/retry.js';
 import { libcSyscalls } from '../../src/sys/index.js';
 import { fileRoute, makeNamedLeaf, recordingSleep, servedFile, statusSequence } from '../support/http-scenarios.js';
 import { hasOpenssl, makeTestCa, respond, startServer, type TestCa, type TestServer } from '../support/https-server.js';
+import { rejection } from '../support/rejection.js';
 
-async function rejection(p: Promise<unknown>): Promise<HttpError> {
-  const err = await p.then(
-    () => new Error('expected an HttpError'),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HttpError);
-  return err as HttpError;
-}
+/** The HttpError a request rejects with. */
+const httpRejection = (p: Promise<unknown>): Promise<HttpError> => rejection(p, HttpError);
 
 /** A resolver that knows only `names` (all on 127.0.0.1) and records every question. */
 function fakeLookup(names: string[]): { lookup: LookupFunction; asked: string[] } {
@@ -104,20 +99,20 @@ describe.skipIf(!hasOpenssl)('connections (needs openssl)', () => {
 
     it('reports the hook\'s failure for a name it does not know', async () => {
       const { lookup } = fakeLookup([]);
-      const err = await rejection(getBytes(`https://nowhere.tspod.test:${named.port}/file`, { ca: ca.caCert, lookup }));
+      const err = await httpRejection(getBytes(`https://nowhere.tspod.test:${named.port}/file`, { ca: ca.caCert, lookup }));
       expect(err.message).toMatch(/ENOTFOUND nowhere\.tspod\.test/);
     });
   });
 
   describe('TLS and plain HTTP', () => {
     it('refuses a server whose CA is not trusted, for download too', async () => {
-      const err = await rejection(download(`${a.origin}/file`, { sys: libcSyscalls, tmpDir: tmp, sleep: fast.sleep }));
+      const err = await httpRejection(download(`${a.origin}/file`, { sys: libcSyscalls, tmpDir: tmp, sleep: fast.sleep }));
       expect(err.message).toMatch(/^download https:\/\/127\.0\.0\.1:\d+\/file: TLS certificate not trusted: .*UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
       expect(err.suggestions.join(' ')).toContain('--insecure-options=tls');
     });
 
     it('refuses a self-signed certificate without insecureTls and accepts it with', async () => {
-      const err = await rejection(download(`${selfSigned.origin}/file`, { ...common() }));
+      const err = await httpRejection(download(`${selfSigned.origin}/file`, { ...common() }));
       expect(err.message).toMatch(/TLS certificate not trusted: .*SELF_SIGNED/);
       const ok = await download(`${selfSigned.origin}/file`, { ...common(), insecureTls: true });
       expect(ok.sha512).toBe(sha512(body));
@@ -126,7 +121,7 @@ describe.skipIf(!hasOpenssl)('connections (needs openssl)', () => {
 
     it('refuses plain http without allowHttp (no request sent) and downloads with it', async () => {
       const before = plain.requests.length;
-      const err = await rejection(download(`${plain.origin}/file`, { ...common() }));
+      const err = await httpRejection(download(`${plain.origin}/file`, { ...common() }));
       expect(err.message).toBe(`download ${plain.origin}/file: plain http is not allowed`);
       expect(err.suggestions).toEqual(['use an https:// URL, or pass --insecure-options=http']);
       expect(plain.requests.length).toBe(before);
@@ -177,11 +172,11 @@ describe.skipIf(!hasOpenssl)('connections (needs openssl)', () => {
 
     it('suggests adding credentials on a 401 from a host without any', async () => {
       b.route('/locked', respond.status(401));
-      const err = await rejection(getBytes(`${b.origin}/locked`, { ca: ca.caCert, auth }));
+      const err = await httpRejection(getBytes(`${b.origin}/locked`, { ca: ca.caCert, auth }));
       expect(err.message).toBe(`get ${b.origin}/locked: 401 Unauthorized`);
       expect(err.suggestions).toEqual([`add credentials for 127.0.0.1:${b.port} to an auth.d/*.json file of the local config (rktKind "auth")`]);
       a.route('/locked', respond.status(403));
-      const withCreds = await rejection(getBytes(`${a.origin}/locked`, { ca: ca.caCert, auth }));
+      const withCreds = await httpRejection(getBytes(`${a.origin}/locked`, { ca: ca.caCert, auth }));
       expect(withCreds.suggestions[0]).toMatch(new RegExp(`^check the credentials for 127\\.0\\.0\\.1:${a.port} in .*a\\.json$`));
     });
   });
@@ -217,7 +212,7 @@ describe.skipIf(!hasOpenssl)('connections (needs openssl)', () => {
       const sleep = recordingSleep();
       const route = statusSequence(Array(10).fill({ status: 500 }), respond.bytes('never'));
       a.route('/down', route);
-      const err = await rejection(getBytes(`${a.origin}/down`, { ca: ca.caCert, retry: { ...DEFAULT_RETRY_POLICY, attempts: 3 }, sleep: sleep.sleep }));
+      const err = await httpRejection(getBytes(`${a.origin}/down`, { ca: ca.caCert, retry: { ...DEFAULT_RETRY_POLICY, attempts: 3 }, sleep: sleep.sleep }));
       expect(err.message).toBe(`get ${a.origin}/down: 500 Internal Server Error (gave up after 3 tries)`);
       expect(err.status).toBe(500);
       expect(route.hits()).toBe(3);
@@ -226,7 +221,7 @@ describe.skipIf(!hasOpenssl)('connections (needs openssl)', () => {
     it('never retries a 404', async () => {
       const sleep = recordingSleep();
       const before = b.requests.length;
-      const err = await rejection(download(`${b.origin}/missing.aci`, { ...common(), sleep: sleep.sleep }));
+      const err = await httpRejection(download(`${b.origin}/missing.aci`, { ...common(), sleep: sleep.sleep }));
       expect(err.message).toBe(`download ${b.origin}/missing.aci: 404 Not Found`);
       expect(err.status).toBe(404);
       expect(b.requests.length - before).toBe(1);
@@ -246,7 +241,7 @@ describe.skipIf(!hasOpenssl)('connections (needs openssl)', () => {
       const route = statusSequence([{ status: 503, headers: { 'retry-after': '20' } }], respond.bytes('too late'));
       a.route('/slow-retry', route);
       const started = Date.now();
-      const err = await rejection(getBytes(`${a.origin}/slow-retry`, { ca: ca.caCert, retry: DEFAULT_RETRY_POLICY, timeoutMs: 2000 }));
+      const err = await httpRejection(getBytes(`${a.origin}/slow-retry`, { ca: ca.caCert, retry: DEFAULT_RETRY_POLICY, timeoutMs: 2000 }));
       expect(err.message).toBe(`get ${a.origin}/slow-retry: 503 Service Unavailable, Retry-After 20 s; timed out waiting to try again`);
       expect(Date.now() - started).toBeLessThan(15_000);
       expect(route.hits()).toBe(1);

@@ -18,6 +18,7 @@ import { NO_RETRY } from '../../src/http/retry.js';
 import { libcSyscalls } from '../../src/sys/index.js';
 import { fileRoute, recordingSleep, servedFile, type ServedFile } from '../support/http-scenarios.js';
 import { hasOpenssl, makeTestCa, startServer, type TestCa, type TestServer } from '../support/https-server.js';
+import { rejection } from '../support/rejection.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sha512 = (b: Uint8Array) => crypto.createHash('sha512').update(b).digest('hex');
@@ -32,14 +33,8 @@ function rangeFrom(header: string | string[] | undefined): number {
   return m ? Number(m[1]) : NaN;
 }
 
-async function rejection(p: Promise<unknown>): Promise<HttpError> {
-  const err = await p.then(
-    () => new Error('expected an HttpError'),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HttpError);
-  return err as HttpError;
-}
+/** The HttpError a request rejects with. */
+const httpRejection = (p: Promise<unknown>): Promise<HttpError> => rejection(p, HttpError);
 
 /** Collects what onData sees; a restart empties it, as a verifier would start over. */
 function collector(): { opts: Pick<DownloadOptions, 'onData' | 'onRestart'>; bytes: () => Buffer; restarts: string[]; offsets: number[] } {
@@ -195,7 +190,7 @@ describe.skipIf(!hasOpenssl)('download (needs openssl)', () => {
 
   it('keeps the partial when it gives up, and a later call resumes it (prefix replayed to onData)', async () => {
     file.faults = [{ cutAfter: half }];
-    const err = await rejection(download(url, base({ retry: NO_RETRY })));
+    const err = await httpRejection(download(url, base({ retry: NO_RETRY })));
     const { partial, sidecar } = partialPaths(tmp, `t${counter}`);
     const kept = fs.statSync(partial).size;
     expect(kept).toBeGreaterThan(0);
@@ -217,7 +212,7 @@ describe.skipIf(!hasOpenssl)('download (needs openssl)', () => {
 
   it('refuses to resume a partial of an older version in a later call: 200 -> restart from zero', async () => {
     file.faults = [{ cutAfter: half }];
-    await rejection(download(url, base({ retry: NO_RETRY })));
+    await httpRejection(download(url, base({ retry: NO_RETRY })));
     const kept = fs.statSync(partialPaths(tmp, `t${counter}`).partial).size;
     const changed = crypto.randomBytes(1000);
     file.body = changed;
@@ -281,7 +276,7 @@ describe.skipIf(!hasOpenssl)('download (needs openssl)', () => {
 
   it('refuses a body over maxBytes by Content-Length without keeping anything', async () => {
     const before = file.served;
-    const err = await rejection(download(url, base({ maxBytes: 1024 })));
+    const err = await httpRejection(download(url, base({ maxBytes: 1024 })));
     expect(err.message).toBe(`download ${url}: response of ${body.length} bytes exceeds the limit of 1024 bytes`);
     expect(file.served - before).toBe(1);
     expect(fs.readdirSync(tmp)).toEqual([]);
@@ -293,14 +288,14 @@ describe.skipIf(!hasOpenssl)('download (needs openssl)', () => {
       for (let i = 0; i < 8; i++) res.write(Buffer.alloc(4096, i));
       res.end();
     });
-    const err = await rejection(download(`${server.origin}/chunked${counter}`, base({ maxBytes: 10_000 })));
+    const err = await httpRejection(download(`${server.origin}/chunked${counter}`, base({ maxBytes: 10_000 })));
     expect(err.message).toBe(`download ${server.origin}/chunked${counter}: response exceeds the limit of 10000 bytes`);
     expect(fs.readdirSync(tmp)).toEqual([]);
   });
 
   it('fails a stalled body after the idle timeout and keeps what arrived', async () => {
     file.faults = [{ stallAfter: 100_000 }];
-    const err = await rejection(download(url, base({ idleTimeoutMs: 1000, retry: NO_RETRY })));
+    const err = await httpRejection(download(url, base({ idleTimeoutMs: 1000, retry: NO_RETRY })));
     expect(err.message).toBe(`download ${url}: no data for 1000 ms while waiting for the response body (idle timeout) (100000 bytes kept for a later run)`);
     expect(fs.statSync(partialPaths(tmp, `t${counter}`).partial).size).toBe(100_000);
   });
@@ -318,7 +313,7 @@ describe.skipIf(!hasOpenssl)('download (needs openssl)', () => {
       const timer = setInterval(() => res.write('x'), 50);
       res.on('close', () => clearInterval(timer));
     });
-    const err = await rejection(download(`${server.origin}/trickle${counter}`, base({ timeoutMs: 1500, idleTimeoutMs: 5000 })));
+    const err = await httpRejection(download(`${server.origin}/trickle${counter}`, base({ timeoutMs: 1500, idleTimeoutMs: 5000 })));
     expect(err.message).toMatch(new RegExp(`^download ${server.origin}/trickle${counter}: timed out after 1500 ms \\(\\d+ bytes kept for a later run\\)$`));
   });
 
