@@ -15,6 +15,9 @@ DEBIAN_PACKAGES=(
   containernetworking-plugins    # named pod networks (CNI bridge + host-local)
   iproute2         # tests read links and addresses with ip
   gcc libc6-dev    # tests build a static sd_notify sender for the systemd pass-through test
+  docker-registry skopeo umoci   # OCI tests: a real registry on loopback, images pushed and unpacked by the peers
+  apache2-utils    # htpasswd for the registry's basic-auth test
+  zstd             # zstd-compressed OCI layers (tspod streams them through the zstd binary)
   xz-utils bzip2   # .aci compressed with xz / bzip2 (tspod calls the system tools)
   openssl          # test CA and certificates for HTTPS tests
   ca-certificates
