@@ -61,7 +61,7 @@ const FAST_COMMANDS: Record<string, FastCommand> = {
     async run(leading, [uuid]) {
       const { flags } = takeGlobalFlags(leading);
       const { runPreparedPod } = await import('../pod/run.js');
-      return runPreparedPod(flags.dir, contextOf(flags).sys, uuid!, undefined, networkConfigOf(flags));
+      return runPreparedPod(uuid!, { dir: flags.dir, sys: contextOf(flags).sys, networkConfig: networkConfigOf(flags) });
     },
   },
   enter: {

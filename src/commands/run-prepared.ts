@@ -10,9 +10,11 @@ export default class RunPrepared extends TspodCommand<typeof RunPrepared> {
   static override args = { uuid: Args.string({ description: 'pod uuid (or a unique prefix)', required: true }) };
 
   public async run(): Promise<void> {
-    process.exitCode = await runPreparedPod(this.flags.dir, this.context.sys, this.args.uuid, undefined, {
-      localConfig: this.context.options.localConfig,
-      systemConfig: this.context.options.systemConfig,
+    process.exitCode = await runPreparedPod(this.args.uuid, {
+      dir: this.flags.dir,
+      sys: this.context.sys,
+      warn: (m) => this.warn(m),
+      networkConfig: { localConfig: this.context.options.localConfig, systemConfig: this.context.options.systemConfig },
     });
   }
 }

@@ -39,15 +39,18 @@ export async function runPod(argv: readonly string[], options: RunPodOptions): P
   return launchPod(dir, fetch.store.sys, pod, prepared.built.runOptions, systemd, options.networkConfig && { config: options.networkConfig });
 }
 
+export interface RunPreparedOptions {
+  dir: string;
+  sys: Syscalls;
+  warn?: (message: string) => void;
+  /** As RunPodOptions.networkConfig. */
+  networkConfig?: ConfigLayers;
+}
+
 /** `tspod run-prepared UUID`: of two processes starting one prepared pod, one wins (beginRun). */
-export async function runPreparedPod(
-  dir: string,
-  sys: Syscalls,
-  uuidArg: string,
-  warn: (message: string) => void = warnOnStderr,
-  networkConfig?: ConfigLayers,
-): Promise<number> {
-  const systemd = SystemdLaunch.take({ sys, warn });
+export async function runPreparedPod(uuidArg: string, options: RunPreparedOptions): Promise<number> {
+  const { dir, sys, networkConfig } = options;
+  const systemd = SystemdLaunch.take({ sys, warn: options.warn ?? warnOnStderr });
   const pod = await beginRun(dir, sys, resolvePodUuid(dir, uuidArg));
   const runOptions = JSON.parse(fs.readFileSync(path.join(podPath(dir, pod.location, pod.uuid), POD_FILES.runOptions), 'utf8')) as RunOptions;
   return launchPod(dir, sys, pod, runOptions, systemd, networkConfig && { config: networkConfig });
