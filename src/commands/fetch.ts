@@ -11,7 +11,9 @@ export default class Fetch extends TspodCommand<typeof Fetch> {
   static override description =
     'IMAGE is an appc name (example.com/app:1.0, found by appc discovery: meta tags, then the _appc-discovery DNS TXT ' +
     'record), an https:// URL (its signature is URL.asc), or an ACI file (./app.aci, /path/app.aci, file://..., ' +
-    'anything ending in .aci; its signature is FILE.asc). The detached signature is fetched first and its signer checked ' +
+    'anything ending in .aci; its signature is FILE.asc), or an OCI image (docker://[REGISTRY/]REPO[:TAG|@DIGEST], ' +
+    'oci:DIR[:TAG], oci-archive:FILE[:TAG]; converted to an ACI, and only with --insecure-options=image until simple ' +
+    'signing is verified). The detached signature is fetched first and its signer checked ' +
     'against the keys trusted for the image name before the image is downloaded; the image is verified again as it ' +
     'streams into the store, and its name and labels must match what was asked for. Missing dependencies are fetched ' +
     'the same way. Prints the image id; progress goes to stderr (JSON lines on stdout with --json).';
@@ -23,11 +25,13 @@ export default class Fetch extends TspodCommand<typeof Fetch> {
     '<%= config.bin %> fetch ./app.aci',
     '<%= config.bin %> fetch --insecure-options=image ./unsigned.aci',
     '<%= config.bin %> fetch --signature ./sigs/app.aci.asc ./app.aci',
+    '<%= config.bin %> fetch --insecure-options=image docker://docker.io/library/busybox:1.36',
+    '<%= config.bin %> fetch --insecure-options=image oci:./layout:1.0',
     '<%= config.bin %> fetch --json example.com/app:1.0 | jq -c .',
   ];
   static override enableJsonFlag = true;
   static override args = {
-    image: Args.string({ description: 'appc name (example.com/app:1.0), https:// URL, or image file (.aci)', required: true }),
+    image: Args.string({ description: 'appc name (example.com/app:1.0), https:// URL, image file (.aci), docker://, oci: or oci-archive: reference', required: true }),
   };
   static override flags = {
     'pull-policy': Flags.string({

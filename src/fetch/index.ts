@@ -1,6 +1,6 @@
 // src/fetch: image references to verified images in the store. `fetchImage` dispatches on the
-// reference's form (reference.ts: local file, https:// URL, appc name, image id; OCI refused until
-// issue 6), applies the pull policy, then fetches the image's missing dependencies. Remote
+// reference's form (reference.ts: local file, https:// URL, appc name, image id, OCI image from a
+// registry or a layout: oci-image.ts), applies the pull policy, then fetches the image's missing dependencies. Remote
 // fetching (remote.ts) is imported on demand, so `tspod run` of a stored image loads neither
 // undici, nor htmlparser2, nor openpgp.
 import { NotFoundError, UsageError } from '../errors.js';
@@ -34,9 +34,14 @@ async function fetchOne(ref: string, ctx: FetchContext, request: FetchRequest): 
   switch (target.kind) {
     case 'unsupported':
       throw new UsageError(
-        `fetch ${ref}: ${target.scheme} images are not supported yet (OCI registries and layouts arrive with issue 6)`,
-        { suggestions: ['fetch an ACI: a file (./app.aci), an https:// URL, or an appc name (example.com/app:1.0)'] },
+        `fetch ${ref}: ${target.scheme} images are not supported`,
+        { suggestions: ['fetch an ACI (./app.aci, an https:// URL, an appc name) or an OCI image (docker://REGISTRY/REPO:TAG, oci:DIR[:tag], oci-archive:FILE[:tag])'] },
       );
+    case 'oci': {
+      // docker:// goes through the shared HTTP agents: loaded here so the end of the fetch closes them.
+      if (target.scheme === 'docker') await loadRemote();
+      return (await import('./oci-image.js')).fetchOciImage(ref, ctx, request);
+    }
     case 'id':
     // Image ids name stored images only (rkt: `sha512-...` is store only).
     {

@@ -3,7 +3,8 @@
 //
 //   file://PATH, /PATH, ./PATH, ../PATH, anything ending in .aci   a local ACI file
 //   https://... (http://... with --insecure-options=http)           an ACI at a URL (.asc next to it)
-//   docker://..., oci:..., oci-archive:..., other SCHEME://...      not supported (yet)
+//   docker://..., oci:DIR[:tag], oci-archive:FILE[:tag]             an OCI image (registry, layout)
+//   docker-archive:..., other SCHEME://...                          not supported
 //   sha512-HEX                                                      an image id: the store only
 //   anything else                                                   an appc name (`example.com/app:1.0,os=linux`)
 //
@@ -15,11 +16,12 @@
 export type ImageRefKind =
   | { kind: 'file'; path: string }
   | { kind: 'url'; url: string; scheme: 'https' | 'http' }
+  | { kind: 'oci'; scheme: 'docker' | 'oci' | 'oci-archive'; ref: string }
   | { kind: 'unsupported'; scheme: string }
   | { kind: 'id'; id: string }
   | { kind: 'name'; name: string };
 
-/** Schemes of OCI images (issue 6), named in the refusal. */
+/** Schemes of OCI images (issue 6); `docker-archive` (docker save) is refused by name. */
 const OCI_SCHEMES = new Set(['docker', 'oci', 'oci-archive', 'docker-archive']);
 
 export function classifyImageRef(ref: string): ImageRefKind {
@@ -28,6 +30,9 @@ export function classifyImageRef(ref: string): ImageRefKind {
   if (scheme === 'https' || scheme === 'http') return { kind: 'url', url: ref, scheme };
   // `name:version` also has a colon: only `scheme://` or one of the OCI schemes is a scheme.
   if (scheme !== undefined && (OCI_SCHEMES.has(scheme) || ref.slice(scheme.length + 1).startsWith('//'))) {
+    // `docker:` without `//` is not a docker reference (skopeo's spelling is docker://).
+    if (scheme === 'docker' && ref.startsWith('docker://')) return { kind: 'oci', scheme, ref };
+    if (scheme === 'oci' || scheme === 'oci-archive') return { kind: 'oci', scheme, ref };
     return { kind: 'unsupported', scheme };
   }
   if (ref.startsWith('/') || ref.startsWith('./') || ref.startsWith('../') || ref.endsWith('.aci')) return { kind: 'file', path: ref };
@@ -40,8 +45,8 @@ export function isImageFileRef(ref: string): boolean {
   return classifyImageRef(ref).kind === 'file';
 }
 
-/** Whether a reference is fetched from the network (a URL or an appc name). */
+/** Whether a reference is fetched from the network (a URL, an appc name or a docker:// image). */
 export function isRemoteImageRef(ref: string): boolean {
-  const { kind } = classifyImageRef(ref);
-  return kind === 'url' || kind === 'name';
+  const target = classifyImageRef(ref);
+  return target.kind === 'url' || target.kind === 'name' || (target.kind === 'oci' && target.scheme === 'docker');
 }

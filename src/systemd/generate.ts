@@ -12,6 +12,7 @@ import type { PodManifest } from '../appc/types.js';
 import { POD_FILES, type RunOptions } from '../../stage1/contract.js';
 import { NotFoundError, UsageError } from '../errors.js';
 import { classifyImageRef } from '../fetch/reference.js';
+import { parseLayoutReference } from '../oci/layout.js';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../pod/run-args.js';
 import { findPod, podPath } from '../pod/state.js';
 import { resolvePodUuid } from '../pod/uuid.js';
@@ -151,7 +152,12 @@ export function generateSystemdUnit(options: GenerateSystemdOptions): GeneratedU
     const images = targets.map((ref) => {
       const kind = classifyImageRef(ref);
       if (kind.kind === 'unsupported') throw new UsageError(`generate systemd: image reference ${ref}: ${kind.scheme}:// images are not supported`);
-      if (kind.kind === 'name' || kind.kind === 'url') mayFetch = true;
+      if (kind.kind === 'name' || kind.kind === 'url' || (kind.kind === 'oci' && kind.scheme === 'docker')) mayFetch = true;
+      if (kind.kind === 'oci' && kind.scheme !== 'docker') {
+        // The unit runs from another working directory: the layout's path is made absolute.
+        const layout = parseLayoutReference(ref);
+        return `${layout.transport}:${path.resolve(cwd, layout.path)}${layout.tag === undefined ? '' : `:${layout.tag}`}`;
+      }
       if (kind.kind !== 'file') return ref;
       const absolute = path.resolve(cwd, kind.path);
       if (!fs.existsSync(absolute)) options.warn(`image file ${absolute} does not exist (yet)`);

@@ -102,9 +102,9 @@ describe('tspod generate systemd', () => {
   });
 
   it('refuses an unsupported image scheme and a missing target (exit 254)', () => {
-    const oci = generate(['docker://nginx']);
-    expect(oci.status).toBe(254);
-    expect(oci.stderr).toMatch(/docker:\/\/ images are not supported/);
+    const ftp = generate(['ftp://example.com/app.aci']);
+    expect(ftp.status).toBe(254);
+    expect(ftp.stderr).toMatch(/ftp:\/\/ images are not supported/);
     expect(generate([]).status).toBe(254);
   });
 });

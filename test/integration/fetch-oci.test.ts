@@ -1,0 +1,321 @@
+// `tspod fetch`/`run` of OCI images end to end (issue 6), through the real CLI (bin/run.js): images
+// built here as OCI layouts (two gzip layers, the upper one with a file whiteout and an opaque
+// directory), pushed with skopeo to Debian's docker-registry on 127.0.0.1 (plain http, so
+// --insecure-options=http), read from an `oci:` layout made by umoci and an `oci-archive:` made by
+// skopeo. The refusals leave the store empty; a corrupted blob in the registry's storage is caught
+// by its digest. As root with actool: a pod runs busybox-static from a docker image.
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+
+import tar from 'tar-stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { TspodEnv } from '../support/cli.js';
+import { hasRegistryTools, REGISTRY_SKIP_REASON, startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasCommand } from '../support/tools.js';
+
+const hasUmoci = hasCommand('umoci', ['--version']);
+const isRoot = process.geteuid?.() === 0;
+const canRunPods = isRoot && hasCommand('actool', ['version']) && fs.existsSync('/bin/busybox');
+
+interface LayerEntry {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink' | 'link';
+  content?: string | Buffer;
+  linkname?: string;
+  mode?: number;
+}
+
+const sha256 = (bytes: Uint8Array): string => `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+
+async function tarOf(entries: LayerEntry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const e of entries) {
+    const type = e.type ?? 'file';
+    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(0), ...(e.linkname ? { linkname: e.linkname } : {}) };
+    if (type === 'file') pack.entry(header, e.content ?? '');
+    else pack.entry(header);
+  }
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** An OCI layout in `dir` holding one image tagged `tag`: gzip layers (lowest first) and a config. */
+async function buildLayout(dir: string, tag: string, layers: LayerEntry[][], config: object): Promise<void> {
+  const blobs = path.join(dir, 'blobs', 'sha256');
+  fs.mkdirSync(blobs, { recursive: true });
+  const write = (bytes: Buffer): { digest: string; size: number } => {
+    const digest = sha256(bytes);
+    fs.writeFileSync(path.join(blobs, digest.slice(7)), bytes);
+    return { digest, size: bytes.length };
+  };
+  const diffIds: string[] = [];
+  const layerDescs = [];
+  for (const entries of layers) {
+    const raw = await tarOf(entries);
+    diffIds.push(sha256(raw));
+    layerDescs.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...write(zlib.gzipSync(raw)) });
+  }
+  const cfg = write(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', ...config, rootfs: { type: 'layers', diff_ids: diffIds } })));
+  const manifest = write(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg },
+        layers: layerDescs,
+      }),
+    ),
+  );
+  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  fs.writeFileSync(
+    path.join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
+  );
+}
+
+const WHITEOUT_LAYERS: LayerEntry[][] = [
+  [
+    { name: 'etc/', type: 'directory' },
+    { name: 'etc/keep', content: 'kept\n' },
+    { name: 'etc/gone', content: 'removed by a whiteout\n' },
+    { name: 'opaque/', type: 'directory' },
+    { name: 'opaque/old', content: 'hidden by an opaque whiteout\n' },
+    { name: 'bin/', type: 'directory' },
+    { name: 'bin/tool', content: '#!/bin/sh\n', mode: 0o755 },
+    { name: 'bin/hard', type: 'link', linkname: 'bin/tool' },
+  ],
+  [
+    { name: 'etc/.wh.gone' },
+    { name: 'opaque/.wh..wh..opq' },
+    { name: 'opaque/new', content: 'from the upper layer\n' },
+    { name: 'bin/link', type: 'symlink', linkname: 'tool' },
+  ],
+];
+const WHITEOUT_CONFIG = { config: { Entrypoint: ['/bin/tool'], Cmd: ['--flag'], Env: ['PATH=/bin', 'GREETING=hi'], WorkingDir: '/etc' } };
+/** Every path of the rendered tree once the whiteouts are applied. */
+const EXPECTED_TREE = ['bin', 'bin/hard', 'bin/link', 'bin/tool', 'etc', 'etc/keep', 'opaque', 'opaque/new'];
+
+function listTree(root: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
+    const child = rel === '' ? name : `${rel}/${name}`;
+    out.push(child);
+    if (fs.lstatSync(path.join(root, child)).isDirectory()) out.push(...listTree(root, child));
+  }
+  return out;
+}
+
+function skopeo(...args: string[]): void {
+  execFileSync('skopeo', ['copy', '--quiet', ...args], { stdio: 'pipe' });
+}
+
+describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_REASON})`, () => {
+  let registry: TestRegistry;
+  let work: string;
+  let whiteoutLayout: string;
+  const envs: TspodEnv[] = [];
+  const newEnv = (): TspodEnv => {
+    const env = new TspodEnv();
+    envs.push(env);
+    return env;
+  };
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-oci-it-'));
+    whiteoutLayout = path.join(work, 'whiteouts');
+    await buildLayout(whiteoutLayout, 't', WHITEOUT_LAYERS, WHITEOUT_CONFIG);
+    skopeo('--dest-tls-verify=false', `oci:${whiteoutLayout}:t`, `docker://${registry.host}/tspod/whiteouts:1.0`);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const env of envs) env.cleanup();
+    await registry?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('fetches docker://127.0.0.1:PORT/repo:tag over http with --insecure-options=image,http: listed, whiteouts applied, config converted', () => {
+    const env = newEnv();
+    const ref = `docker://${registry.host}/tspod/whiteouts:1.0`;
+    const result = env.run(['fetch', '--insecure-options=image,http', ref]);
+    expect(result.status, result.stderr).toBe(0);
+    const id = result.stdout.trim();
+    expect(id).toMatch(/^sha512-[0-9a-f]{128}$/);
+    expect(result.stderr).toMatch(/signature not checked \(--insecure-options=image\)/);
+
+    const listed = env.json<{ id: string; name: string }[]>(['image', 'list']);
+    expect(listed.map((i) => i.id)).toEqual([id]);
+    expect(listed[0]!.name).toBe(`127.0.0.1-${registry.port}/tspod/whiteouts`);
+
+    const dest = path.join(env.base, 'render');
+    env.ok(['image', 'render', id, dest]);
+    const rootfs = path.join(dest, 'rootfs');
+    expect(listTree(rootfs)).toEqual(EXPECTED_TREE);
+    expect(fs.readFileSync(path.join(rootfs, 'opaque/new'), 'utf8')).toBe('from the upper layer\n');
+    expect(fs.readlinkSync(path.join(rootfs, 'bin/link'))).toBe('tool');
+    expect(fs.statSync(path.join(rootfs, 'bin/tool')).mode & 0o777).toBe(0o755);
+    // A hardlink in a layer stays one: the ACI carries it as a link to rootfs/bin/tool.
+    expect(fs.statSync(path.join(rootfs, 'bin/hard')).ino).toBe(fs.statSync(path.join(rootfs, 'bin/tool')).ino);
+
+    const manifest = JSON.parse(env.ok(['image', 'cat-manifest', id])) as {
+      labels: { name: string; value: string }[];
+      app: { exec: string[]; environment: { name: string; value: string }[]; workingDirectory: string };
+      annotations: { name: string; value: string }[];
+    };
+    expect(manifest.app.exec).toEqual(['/bin/tool', '--flag']);
+    expect(manifest.app.environment).toEqual([
+      { name: 'PATH', value: '/bin' },
+      { name: 'GREETING', value: 'hi' },
+    ]);
+    expect(manifest.app.workingDirectory).toBe('/etc');
+    expect(manifest.labels).toContainEqual({ name: 'version', value: '1.0' });
+    expect(manifest.annotations.find((a) => a.name === 'appc.io/oci/manifest-digest')?.value).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    // The same image again: the same id, nothing new stored.
+    const again = env.run(['fetch', '--json', '--insecure-options=image,http', ref]);
+    expect(again.status, again.stderr).toBe(0);
+    const last = JSON.parse(again.stdout.trim().split('\n').at(-1)!) as { record: { id: string; source: object }; stored: boolean };
+    expect(last.record.id).toBe(id);
+    expect(last.stored).toBe(false);
+    expect(last.record.source).toMatchObject({ kind: 'docker', location: ref, signer: null });
+    expect(env.json<unknown[]>(['image', 'list'])).toHaveLength(1);
+  });
+
+  it('applies a blob listed twice in the manifest at both places, in order (layers A, B, A)', async () => {
+    const env = newEnv();
+    const layout = path.join(work, 'aba');
+    const a = [{ name: 'which', content: 'A\n' }];
+    const b = [{ name: 'which', content: 'B\n' }, { name: 'only-b', content: 'b\n' }];
+    await buildLayout(layout, 't', [a, b, a], { config: { Cmd: ['/which'] } });
+    skopeo('--dest-tls-verify=false', `oci:${layout}:t`, `docker://${registry.host}/tspod/aba:1`);
+    const result = env.run(['fetch', '--insecure-options=image,http', `docker://${registry.host}/tspod/aba:1`]);
+    expect(result.status, result.stderr).toBe(0);
+    const dest = path.join(env.base, 'render');
+    env.ok(['image', 'render', result.stdout.trim(), dest]);
+    expect(fs.readFileSync(path.join(dest, 'rootfs/which'), 'utf8')).toBe('A\n');
+    expect(fs.readFileSync(path.join(dest, 'rootfs/only-b'), 'utf8')).toBe('b\n');
+  });
+
+  it('refuses a docker:// fetch without --insecure-options=image: signature verification is not implemented, nothing stored', () => {
+    const env = newEnv();
+    const result = env.run(['fetch', '--insecure-options=http', `docker://${registry.host}/tspod/whiteouts:1.0`]);
+    expect(result.status).toBe(254);
+    expect(result.stderr).toMatch(/signature verification of OCI images \(simple signing\) is not implemented yet/);
+    expect(result.stderr).toMatch(/try: .*tspod fetch --insecure-options=image,http docker:/);
+    expect(env.json<unknown[]>(['image', 'list'])).toEqual([]);
+  });
+
+  it('refuses a plain-http registry without --insecure-options=http, nothing stored', () => {
+    const env = newEnv();
+    const result = env.run(['fetch', '--insecure-options=image', `docker://${registry.host}/tspod/whiteouts:1.0`]);
+    expect(result.status).toBe(254);
+    expect(result.stderr).toMatch(/get https:\/\/127\.0\.0\.1:\d+\/v2\/tspod\/whiteouts\/manifests\/1\.0/);
+    expect(result.stderr).toMatch(/try: if 127\.0\.0\.1:\d+ serves plain http: tspod fetch --insecure-options=image,http/);
+    expect(env.json<unknown[]>(['image', 'list'])).toEqual([]);
+  });
+
+  it('fetches oci-archive:FILE:tag written by skopeo, giving the same tree', () => {
+    const env = newEnv();
+    const archive = path.join(work, 'whiteouts.tar');
+    skopeo(`oci:${whiteoutLayout}:t`, `oci-archive:${archive}:v2`);
+    const result = env.run(['fetch', '--insecure-options=image', `oci-archive:${archive}:v2`]);
+    expect(result.status, result.stderr).toBe(0);
+    const id = result.stdout.trim();
+    const dest = path.join(env.base, 'render');
+    env.ok(['image', 'render', id, dest]);
+    expect(listTree(path.join(dest, 'rootfs'))).toEqual(EXPECTED_TREE);
+    const listed = env.json<{ name: string }[]>(['image', 'list']);
+    expect(listed.map((i) => i.name)).toEqual(['whiteouts']);
+    // Nothing of the unpacked archive is left in the store's tmp area.
+    expect(fs.readdirSync(path.join(env.dir, 'cas', 'tmp')).filter((n) => n.startsWith('oci-'))).toEqual([]);
+  });
+
+  it('refuses a registry blob whose bytes do not match its digest, nothing stored', async () => {
+    const env = newEnv();
+    const layout = path.join(work, 'corrupt');
+    await buildLayout(layout, 't', [[{ name: 'data', content: 'x'.repeat(4096) }]], { config: { Cmd: ['/data'] } });
+    skopeo('--dest-tls-verify=false', `oci:${layout}:t`, `docker://${registry.host}/tspod/corrupt:1`);
+    const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(fs.readFileSync(path.join(layout, 'blobs/sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    const blob = registry.blobPath(manifest.layers[0]!.digest);
+    const bytes = fs.readFileSync(blob);
+    bytes[bytes.length - 10]! ^= 0xff; // same size, other bytes
+    fs.writeFileSync(blob, bytes);
+    const result = env.run(['fetch', '--insecure-options=image,http', `docker://${registry.host}/tspod/corrupt:1`]);
+    expect(result.status).toBe(254);
+    expect(result.stderr).toMatch(/the bytes hash to sha256:/);
+    expect(env.json<unknown[]>(['image', 'list'])).toEqual([]);
+    expect(fs.readdirSync(path.join(env.dir, 'cas', 'tmp')).filter((n) => n.startsWith('oci-'))).toEqual([]);
+  });
+
+  it.skipIf(!hasUmoci || !isRoot)('fetches an oci:DIR:tag layout made by umoci (needs umoci, root for umoci unpack)', () => {
+    const env = newEnv();
+    const layout = path.join(work, 'umoci');
+    const bundle = path.join(work, 'umoci-bundle');
+    const umoci = (...args: string[]): void => {
+      execFileSync('umoci', args, { stdio: 'pipe' });
+    };
+    umoci('init', '--layout', layout);
+    umoci('new', '--image', `${layout}:base`);
+    // unpack + repack (umoci 0.4.7's `insert` writes a layer tar without its end padding, which
+    // GNU tar and tspod's extractor both refuse as truncated).
+    umoci('unpack', '--image', `${layout}:base`, bundle);
+    fs.mkdirSync(path.join(bundle, 'rootfs', 'srv'));
+    fs.writeFileSync(path.join(bundle, 'rootfs', 'srv', 'index.html'), 'served by umoci\n');
+    umoci('repack', '--image', `${layout}:base`, bundle);
+    umoci('config', '--image', `${layout}:base`, '--config.entrypoint', '/bin/httpd', '--config.env', 'PORT=8080');
+    const result = env.run(['fetch', '--insecure-options=image', `oci:${layout}:base`]);
+    expect(result.status, result.stderr).toBe(0);
+    const id = result.stdout.trim();
+    const dest = path.join(env.base, 'render');
+    env.ok(['image', 'render', id, dest]);
+    expect(fs.readFileSync(path.join(dest, 'rootfs/srv/index.html'), 'utf8')).toBe('served by umoci\n');
+    const manifest = JSON.parse(env.ok(['image', 'cat-manifest', id])) as { name: string; app: { exec: string[]; environment: { name: string; value: string }[] } };
+    expect(manifest.name).toBe('umoci');
+    expect(manifest.app.exec).toEqual(['/bin/httpd']);
+    expect(manifest.app.environment).toContainEqual({ name: 'PORT', value: '8080' });
+    // A tag that is not there: refused, nothing stored.
+    const missing = env.run(['fetch', '--insecure-options=image', `oci:${layout}:nope`]);
+    expect(missing.status).toBe(254);
+    expect(missing.stderr).toMatch(/no image tagged "nope"/);
+    expect(env.json<unknown[]>(['image', 'list'])).toHaveLength(1);
+  });
+
+  it.skipIf(!canRunPods)('tspod run docker://127.0.0.1:PORT/busybox:1 runs busybox-static from a docker image (needs root, actool, /bin/busybox)', async () => {
+    const env = newEnv();
+    const layout = path.join(work, 'busybox');
+    await buildLayout(
+      layout,
+      't',
+      [
+        [
+          { name: 'bin/', type: 'directory' },
+          { name: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
+          { name: 'bin/sh', type: 'symlink', linkname: 'busybox' },
+          { name: 'bin/echo', type: 'symlink', linkname: 'busybox' },
+        ],
+      ],
+      { config: { Entrypoint: ['/bin/echo'], Cmd: ['hello from a docker image'], Env: ['PATH=/bin'] } },
+    );
+    skopeo('--dest-tls-verify=false', `oci:${layout}:t`, `docker://${registry.host}/tspod/busybox:1`);
+    const result = env.run(['run', '--insecure-options=image,http', `docker://${registry.host}/tspod/busybox:1`]);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toContain('hello from a docker image');
+    // run's default pull policy (new): the stored image is used, the registry is not asked again.
+    await registry.stop();
+    const again = env.run(['run', '--insecure-options=image,http', `docker://${registry.host}/tspod/busybox:1`]);
+    registry = await startRegistry();
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toContain('hello from a docker image');
+  }, 120_000);
+});
