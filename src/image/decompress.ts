@@ -19,11 +19,17 @@ export const DETECT_HEAD_SIZE = 262;
 /** Output chunk size of the gunzip stream: larger chunks mean fewer hops through the pipeline. */
 const GUNZIP_CHUNK_SIZE = 1 << 20;
 
-/** The Debian package that ships each external decompressor, for the "not found" message. */
+/**
+ * The external decompressors (xz and bzip2 for ACIs, zstd for OCI layers: src/oci/decompress.ts)
+ * and the Debian package that ships each, for the "not found" message.
+ */
 const EXTERNAL_TOOLS = {
-  xz: { binary: 'xz', debianPackage: 'xz-utils' },
-  bzip2: { binary: 'bzip2', debianPackage: 'bzip2' },
+  xz: { binary: 'xz', args: ['-dc'], debianPackage: 'xz-utils' },
+  bzip2: { binary: 'bzip2', args: ['-dc'], debianPackage: 'bzip2' },
+  zstd: { binary: 'zstd', args: ['-dcq'], debianPackage: 'zstd' },
 } as const;
+
+export type ExternalFormat = keyof typeof EXTERNAL_TOOLS;
 
 export interface DecompressOptions {
   /** Called with the size of each chunk read from the compressed input (not for plain tar). */
@@ -70,11 +76,11 @@ export async function decompressStream(
     const onInput = options.onInput;
     source.on('data', (chunk: Buffer) => onInput(chunk.length));
   }
-  const output = format === 'gzip' ? gunzip(source, what) : external(source, format, what);
+  const output = format === 'gzip' ? gunzip(source, what) : decompressExternal(source, format, what);
   return { format, output };
 }
 
-interface Peeked {
+export interface Peeked {
   head: Buffer;
   ended: boolean;
 }
@@ -84,7 +90,7 @@ interface Peeked {
  * unshift() in the same tick: read() may already have scheduled 'end' for a short stream, and
  * the unshifted bytes are what keeps 'end' from being emitted before they are consumed.
  */
-function peek(input: Readable, size: number): Promise<Peeked> {
+export function peek(input: Readable, size: number): Promise<Peeked> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
@@ -140,11 +146,11 @@ function gunzip(source: Readable, what: string): Readable {
   return output;
 }
 
-/** Decompresses through `xz -dc` or `bzip2 -dc`; ends the output only after a zero exit. */
-function external(source: Readable, format: 'xz' | 'bzip2', what: string): Readable {
+/** Decompresses through `xz -dc`, `bzip2 -dc` or `zstd -dcq`; ends the output only after a zero exit. */
+export function decompressExternal(source: Readable, format: ExternalFormat, what: string): Readable {
   const tool = EXTERNAL_TOOLS[format];
   const output = new PassThrough({ highWaterMark: 1 << 20 });
-  const child = spawn(tool.binary, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(tool.binary, [...tool.args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let settled = false;
   const fail = (err: Error): void => {
     if (settled) return;

@@ -8,11 +8,10 @@
 // layer-sized inputs, @mongodb-js/zstd needs a native build, and a koffi binding to libzstd's
 // streaming API would have to live in src/sys. When tspod moves to Node >= 22.15,
 // zlib.createZstdDecompress can replace the spawn here without changing callers.
-import { spawn } from 'node:child_process';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 import { ImageFormatError } from '../errors.js';
-import { decompressStream, detectFormat, DETECT_HEAD_SIZE } from '../image/decompress.js';
+import { decompressExternal, decompressStream, detectFormat, DETECT_HEAD_SIZE, peek } from '../image/decompress.js';
 
 export const LAYER_COMPRESSIONS = ['tar', 'gzip', 'zstd'] as const;
 export type LayerCompression = (typeof LAYER_COMPRESSIONS)[number];
@@ -80,88 +79,7 @@ export async function openLayer(
   if (detected !== declared) {
     options.onWarning?.(`read ${what}: media type says ${declared} but the data is ${detected}; using ${detected}`);
   }
-  if (detected === 'zstd') return { compression: 'zstd', output: unzstd(source, what) };
+  if (detected === 'zstd') return { compression: 'zstd', output: decompressExternal(source, 'zstd', what) };
   const { output } = await decompressStream(source, what);
   return { compression: detected, output };
-}
-
-/** Reads up to `size` bytes and puts them back (see src/image/decompress.ts peek for the why). */
-function peek(input: Readable, size: number): Promise<{ head: Buffer; ended: boolean }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    const cleanup = (): void => {
-      input.off('readable', onReadable);
-      input.off('end', onEnd);
-      input.off('error', onError);
-    };
-    const done = (ended: boolean): void => {
-      cleanup();
-      const head = Buffer.concat(chunks, length);
-      if (!ended) input.unshift(head);
-      resolve({ head, ended });
-    };
-    const onReadable = (): void => {
-      let chunk: Buffer | null;
-      while (length < size && (chunk = input.read() as Buffer | null) !== null) {
-        chunks.push(chunk);
-        length += chunk.length;
-      }
-      if (length >= size) done(false);
-    };
-    const onEnd = (): void => done(true);
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    input.on('readable', onReadable);
-    input.on('end', onEnd);
-    input.on('error', onError);
-  });
-}
-
-/** `zstd -dc`; the output ends only after a zero exit, so truncated frames are errors. */
-function unzstd(source: Readable, what: string): Readable {
-  const output = new PassThrough({ highWaterMark: 1 << 20 });
-  const child = spawn('zstd', ['-dcq'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let settled = false;
-  const fail = (err: Error): void => {
-    if (settled) return;
-    settled = true;
-    source.unpipe(child.stdin);
-    source.destroy();
-    child.kill('SIGKILL');
-    output.destroy(err);
-  };
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (text: string) => {
-    if (stderr.length < 4096) stderr += text;
-  });
-  child.on('error', (err: NodeJS.ErrnoException) => {
-    const message =
-      err.code === 'ENOENT'
-        ? `read ${what}: cannot decompress zstd: the zstd program was not found (install the Debian package zstd)`
-        : `read ${what}: cannot run zstd: ${err.message}`;
-    fail(new ImageFormatError(message, { cause: err, suggestions: err.code === 'ENOENT' ? ['apt-get install zstd'] : [] }));
-  });
-  child.stdin.on('error', () => {}); // EPIPE after zstd quit on bad data; its exit status reports it
-  source.on('error', fail);
-  child.stdout.pipe(output, { end: false });
-  child.on('close', (code, signal) => {
-    if (settled) return;
-    if (code === 0) {
-      settled = true;
-      output.end();
-      return;
-    }
-    const status = signal !== null ? `killed by ${signal}` : `exit status ${code}`;
-    const last = stderr.trim().split('\n').pop() ?? '';
-    fail(new ImageFormatError(`read ${what}: corrupt zstd data (zstd ${status})${last ? `: ${last}` : ''}`));
-  });
-  output.on('close', () => {
-    if (!output.readableEnded) fail(output.errored ?? new Error('output closed'));
-  });
-  source.pipe(child.stdin);
-  return output;
 }
