@@ -5,7 +5,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 
-import tarStream from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { EOF, entry, pax } from '../../fixtures/hostile/make-corpus.js';
@@ -13,25 +12,12 @@ import { ImageFormatError } from '../../src/errors.js';
 import { extractTar, type ExtractOptions } from '../../src/image/extract.js';
 import { libcSyscalls } from '../../src/sys/index.js';
 import { scratchDirs } from '../support/scratch.js';
+import { tarOf } from '../support/tar.js';
 
 const isRoot = process.geteuid?.() === 0;
 const { freshDir, cleanup } = scratchDirs('extract');
 afterAll(cleanup);
 
-type PackEntry = (Partial<tarStream.Header> & { name: string }) & { content?: string | Buffer };
-
-async function tarOf(entries: PackEntry[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  for (const { content, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry({ ...h, mtime: h.mtime ?? new Date(1_500_000_000_000) }, content ?? '', (e) => (e ? reject(e) : resolve())));
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 async function extract(archive: Buffer, target: string, options: Partial<ExtractOptions> = {}) {
   return extractTar(Readable.from([archive]), target, { sys: libcSyscalls, privileged: false, ...options });

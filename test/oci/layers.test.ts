@@ -5,7 +5,6 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 
-import tarStream from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { ImageFormatError } from '../../src/errors.js';
@@ -14,26 +13,13 @@ import { applyLayers, type LayerSource } from '../../src/oci/layers.js';
 import { verifyingStream } from '../../src/oci/layout.js';
 import { libcSyscalls } from '../../src/sys/index.js';
 import { scratchDirs } from '../support/scratch.js';
+import { tarOf } from '../support/tar.js';
 import { hasCommand } from '../support/tools.js';
 
 const { freshDir, cleanup } = scratchDirs('oci-layers');
 afterAll(cleanup);
 const haveZstd = hasCommand('zstd');
 
-type PackEntry = Partial<tarStream.Header> & { name: string; content?: string };
-
-async function tarOf(entries: PackEntry[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  for (const { content, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry({ mtime: new Date(1_500_000_000_000), ...h }, content ?? '', (e) => (e ? reject(e) : resolve())));
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 const TAR = 'application/vnd.oci.image.layer.v1.tar';
 const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';

@@ -7,7 +7,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import tarStream from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { validateImageManifest } from '../../src/appc/validate.js';
@@ -17,6 +16,7 @@ import { applyLayers, layerSources } from '../../src/oci/layers.js';
 import { blobPath, parseLayoutReference, readLayout, readLayoutArchive, writeLayout, type LayoutImage } from '../../src/oci/layout.js';
 import { libcSyscalls } from '../../src/sys/index.js';
 import { scratchDirs } from '../support/scratch.js';
+import { tarOf as tarOfEntries, type TarEntry } from '../support/tar.js';
 import { hasCommand } from '../support/tools.js';
 
 const { freshDir, cleanup } = scratchDirs('oci-layout');
@@ -45,18 +45,8 @@ function tree(dir: string, rel = ''): string[] {
   return out;
 }
 
-async function tarOf(entries: (Partial<tarStream.Header> & { name: string; content?: string })[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  for (const { content, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry({ mtime: new Date(1_500_000_000_000), mode: 0o644, ...h }, content ?? '', (e) => (e ? reject(e) : resolve())));
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+/** Layer tars here default to mode 0644. */
+const tarOf = (entries: TarEntry[]): Promise<Buffer> => tarOfEntries(entries, { mode: 0o644 });
 
 async function applyImage(image: LayoutImage): Promise<string> {
   const dir = freshDir();
