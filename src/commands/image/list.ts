@@ -2,19 +2,12 @@ import { Flags } from '@oclif/core';
 
 import { shortImageId } from '../../appc/identifiers.js';
 import { labelValue } from '../../appc/labels.js';
-import type { Label } from '../../appc/types.js';
 import { TspodCommand } from '../../cli/base-command.js';
 import { formatAgo, formatSize, renderTable } from '../../output/table.js';
+import type { ImageRecord } from '../../store/catalog.js';
 
-export interface ImageListEntry {
-  id: string;
-  name: string;
-  labels: Label[];
-  importTime: string;
-  lastUsed: string;
-  size: number;
-  signer: string | null;
-}
+/** A catalog record as `image list --json` shows it (schemas/image-list.json): its source reduced to the signer. */
+export type ImageListEntry = Omit<ImageRecord, 'source'> & { signer: string | null };
 
 export default class ImageList extends TspodCommand<typeof ImageList> {
   static override summary = 'List the images in the store';
