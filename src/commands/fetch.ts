@@ -4,6 +4,8 @@ import { parseLabelFlag } from '../appc/labels.js';
 import { TspodCommand } from '../cli/base-command.js';
 import { PULL_POLICIES, type FetchResult, type PullPolicy } from '../fetch/context.js';
 import { fetchImage } from '../fetch/index.js';
+import { withPlatform } from '../fetch/platform-request.js';
+import { PLATFORM_FLAG_HELP, platformFromFlags } from '../oci/platform.js';
 import { chooseProgressMode, createProgressReporter } from '../output/progress.js';
 
 export default class Fetch extends TspodCommand<typeof Fetch> {
@@ -12,11 +14,14 @@ export default class Fetch extends TspodCommand<typeof Fetch> {
     'IMAGE is an appc name (example.com/app:1.0, found by appc discovery: meta tags, then the _appc-discovery DNS TXT ' +
     'record), an https:// URL (its signature is URL.asc), or an ACI file (./app.aci, /path/app.aci, file://..., ' +
     'anything ending in .aci; its signature is FILE.asc), or an OCI image (docker://[REGISTRY/]REPO[:TAG|@DIGEST], ' +
-    'oci:DIR[:TAG], oci-archive:FILE[:TAG]; converted to an ACI, and only with --insecure-options=image until simple ' +
-    'signing is verified). The detached signature is fetched first and its signer checked ' +
+    'oci:DIR[:TAG], oci-archive:FILE[:TAG]; converted to an ACI after its simple signing signatures pass the policy ' +
+    '(policy.json, registries.d lookasides; by default a key trusted for docker://REGISTRY/REPO), before any layer is ' +
+    'downloaded). The detached signature is fetched first and its signer checked ' +
     'against the keys trusted for the image name before the image is downloaded; the image is verified again as it ' +
     'streams into the store, and its name and labels must match what was asked for. Missing dependencies are fetched ' +
-    'the same way. Prints the image id; progress goes to stderr (JSON lines on stdout with --json).';
+    'the same way. --os/--arch/--variant choose the manifest of an OCI index (default: this machine) and mean ' +
+    '--label os=/arch= (appc spelling) for the other kinds. Prints the image id; progress goes to stderr (JSON lines ' +
+    'on stdout with --json).';
   static override examples = [
     '<%= config.bin %> fetch example.com/app:1.0',
     '<%= config.bin %> fetch --label arch=aarch64 example.com/app:1.0',
@@ -27,6 +32,7 @@ export default class Fetch extends TspodCommand<typeof Fetch> {
     '<%= config.bin %> fetch --signature ./sigs/app.aci.asc ./app.aci',
     '<%= config.bin %> fetch --insecure-options=image docker://docker.io/library/busybox:1.36',
     '<%= config.bin %> fetch --insecure-options=image oci:./layout:1.0',
+    '<%= config.bin %> fetch --insecure-options=image --arch arm64 docker://docker.io/library/busybox:1.36',
     '<%= config.bin %> fetch --json example.com/app:1.0 | jq -c .',
   ];
   static override enableJsonFlag = true;
@@ -41,8 +47,11 @@ export default class Fetch extends TspodCommand<typeof Fetch> {
     }),
     'no-store': Flags.boolean({ description: 'ignore the store: always download (the image is still stored)', default: false }),
     label: Flags.string({ description: 'label the image must carry (name=value), also a discovery template variable', multiple: true }),
-    signature: Flags.string({ description: 'detached signature file of a local image file or URL (default: IMAGE.asc)' }),
+    signature: Flags.string({ description: 'detached signature file of a local image file or URL (default: IMAGE.asc); for an OCI image, a simple signing signature file' }),
     quiet: Flags.boolean({ char: 'q', description: 'print nothing but the image id (no progress)', default: false }),
+    os: Flags.string({ description: PLATFORM_FLAG_HELP.os }),
+    arch: Flags.string({ description: PLATFORM_FLAG_HELP.arch }),
+    variant: Flags.string({ description: PLATFORM_FLAG_HELP.variant }),
   };
 
   public async run(): Promise<FetchResult> {
@@ -53,12 +62,18 @@ export default class Fetch extends TspodCommand<typeof Fetch> {
       stderr: process.stderr,
       stdout: process.stdout,
     });
-    const result = await fetchImage(this.args.image, this.context.fetchContext({ progress }), {
-      labels: (this.flags.label ?? []).map((l) => parseLabelFlag(l)),
-      pullPolicy: this.flags['pull-policy'] as PullPolicy,
-      noStore: this.flags['no-store'],
-      ...(this.flags.signature === undefined ? {} : { signaturePath: this.flags.signature }),
-    });
+    const platform = platformFromFlags({ os: this.flags.os, arch: this.flags.arch, variant: this.flags.variant });
+    const request = withPlatform(
+      this.args.image,
+      {
+        labels: (this.flags.label ?? []).map((l) => parseLabelFlag(l)),
+        pullPolicy: this.flags['pull-policy'] as PullPolicy,
+        noStore: this.flags['no-store'],
+        ...(this.flags.signature === undefined ? {} : { signaturePath: this.flags.signature }),
+      },
+      platform,
+    );
+    const result = await fetchImage(this.args.image, this.context.fetchContext({ progress }), request);
     if (!quiet && !json) {
       for (const image of [result, ...result.dependencies]) {
         const name = `${image.record.name}${image === result ? '' : ' (dependency)'}`;

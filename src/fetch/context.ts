@@ -6,6 +6,7 @@ import type { DiscoveryTxtResolver } from '../discovery/discover.js';
 import type { Label } from '../appc/types.js';
 import type { DownloadEvent } from '../http/download.js';
 import type { ExchangeOptions } from '../http/exchange.js';
+import type { PlatformWanted } from '../oci/platform.js';
 import type { ImageRecord } from '../store/catalog.js';
 import type { Store } from '../store/store.js';
 import type { Keystore } from '../trust/keystore.js';
@@ -51,6 +52,11 @@ export interface FetchRequest {
   expectedName?: string;
   /** Labels the image must carry (`--label`). */
   labels?: Label[];
+  /**
+   * `--os/--arch/--variant`: the manifest to take from an OCI index (src/fetch/platform-request.ts
+   * also turns them into `os`/`arch` labels for appc references). Undefined: this machine's.
+   */
+  platform?: PlatformWanted;
   /** Where the detached signature of a local file is; default `<file>.asc`. */
   signaturePath?: string;
   /** Default `update` (tspod fetch); run and prepare pass theirs (default `new`). */

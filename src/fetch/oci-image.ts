@@ -4,28 +4,38 @@
 // every blob is verified against its digest, the layers are applied in order with their whiteouts
 // (src/oci/layers.ts, through the safe extractor) into a work directory under the store's tmp
 // area, the config becomes an appc image manifest (src/oci/convert.ts), and the tree is packed as
-// an ACI (`manifest` + `rootfs/`) that is imported through readAci and Store.commitImage exactly
-// like a local ACI file. The work directory is removed on every path.
+// an ACI (`manifest` + `rootfs/`) straight into the store's tmp area, hashed while it is written
+// (src/fetch/oci-pack.ts), and committed by Store.commitImage like a local ACI file. Registry
+// layers are downloaded in parallel into resumable partials of the store's tmp area and kept,
+// verified, in `cas/oci/blobs` (src/store/oci-blobs.ts) so later pulls skip them; each layer is
+// applied as soon as it and the ones below it are there. The work directory is removed on every path.
 //
-// Signatures: OCI images are signed with "simple signing" (containers-signature(5)), which tspod
-// does not verify yet, so these fetches need `--insecure-options=image` (and say so).
+// Signatures: once the manifest and config are resolved and BEFORE any layer is requested, the
+// policy (src/oci/policy.ts: policy.json of the local, else system config dir, else "signed by a
+// key `tspod trust` trusts for docker://registry/repo") is applied to the image's "simple signing"
+// signatures (containers-signature(5), src/oci/simple-signing.ts), found in the registries.d
+// lookaside and the registry's signature extension (src/oci/signature-sources.ts) and in
+// `--signature FILE` (the only source for oci:/oci-archive:). A refused image downloads no layer
+// and stores nothing; the accepted signer is recorded in the catalog (`source.signer`).
+// `--insecure-options=image` skips the policy, with a warning.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-
-import { pack as tarPack } from 'tar-stream';
 
 import { parseImageManifest } from '../appc/validate.js';
-import { NotFoundError, TrustError, UsageError } from '../errors.js';
-import { readAci } from '../image/aci-reader.js';
+import { NotFoundError, UsageError } from '../errors.js';
 import { convertConfig } from '../oci/convert.js';
 import { applyLayers } from '../oci/layers.js';
 import { parseLayoutReference } from '../oci/layout.js';
+import { defaultPlatform, labelsFitPlatform, platformMismatch } from '../oci/platform.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { ImageSourceKind } from '../store/catalog.js';
+import { recordOciLayers } from '../store/oci-blobs.js';
+import { adoptTree } from '../store/trees.js';
 import type { FetchContext, FetchRequest, ImageFetch } from './context.js';
-import { createdOf, packAci } from './oci-pack.js';
-import { resolveLayout, resolveRegistry } from './oci-sources.js';
+import { createdOf, writeAci } from './oci-pack.js';
+import { resolveLayout, resolveRegistry, type ResolvedOci } from './oci-sources.js';
+import { networkOf } from './remote-aci.js';
+import type { PolicyImage, SignatureBlob } from '../oci/policy.js';
 
 /** Where the image came from, as recorded in the catalog. */
 interface OciOrigin {
@@ -45,26 +55,17 @@ export function ociOriginOf(ref: string): OciOrigin {
 export async function fetchOciImage(ref: string, ctx: FetchContext, request: FetchRequest = {}): Promise<ImageFetch> {
   const origin = ociOriginOf(ref);
   const policy = request.pullPolicy ?? 'update';
-  if (request.signaturePath !== undefined) {
-    throw new UsageError(`fetch ${ref}: --signature is for ACI files and URLs; OCI images carry no detached appc signature`);
-  }
   // Pull policies never/new: an image fetched from the same reference before is used as it is.
   if (request.noStore !== true && policy !== 'update') {
     const stored = ctx.store
       .listImages()
-      .filter((r) => r.source.kind === origin.kind && r.source.location === origin.location)
+      .filter((r) => r.source.kind === origin.kind && r.source.location === origin.location && labelsFitPlatform(r.labels, request.platform ?? defaultPlatform()))
       .sort((a, b) => a.importTime.localeCompare(b.importTime))
       .at(-1);
     if (stored !== undefined) return { record: stored, stored: false, signer: stored.source.signer, outcome: 'in-store' };
     if (policy === 'never') {
       throw new NotFoundError(`image ${ref}: not in the store and --pull-policy=never fetches nothing`, { suggestions: [`tspod fetch --insecure-options=image ${ref}`] });
     }
-  }
-  if (!ctx.insecure.image) {
-    // Refused before any request: nothing unverified is downloaded, let alone stored.
-    throw new TrustError(`fetch ${ref}: signature verification of OCI images (simple signing) is not implemented yet`, {
-      suggestions: [`skip the check (the image is stored unverified): tspod fetch --insecure-options=image${origin.kind === 'docker' && ctx.insecure.http ? ',http' : ''} ${ref}`],
-    });
   }
   if (request.labels !== undefined && request.labels.length > 0) {
     throw new UsageError(`fetch ${ref}: --label is for appc names; an OCI reference names one image by tag or digest`);
@@ -73,12 +74,18 @@ export async function fetchOciImage(ref: string, ctx: FetchContext, request: Fet
   const { store } = ctx;
   const storeLock = await store.lockStore('shared');
   let work: string | undefined;
+  let release: (() => Promise<void>) | undefined;
   try {
     fs.mkdirSync(store.layout.tmp, { recursive: true });
     // Blobs, the unpacked archive and the applied tree; removed below whatever happens (and
     // by `tspod image gc` with the rest of cas/tmp after a kill).
     work = fs.mkdtempSync(path.join(store.layout.tmp, 'oci-'));
-    const resolved = origin.kind === 'docker' ? await resolveRegistry(ref, work, ctx) : await resolveLayout(ref, work, ctx);
+    const resolved = origin.kind === 'docker' ? await resolveRegistry(ref, work, ctx, request.platform) : await resolveLayout(ref, work, ctx, request.platform);
+    const mismatch = request.platform === undefined ? undefined : platformMismatch(resolved.config, request.platform);
+    if (mismatch !== undefined) ctx.onWarning(`image ${ref}: ${mismatch}`);
+    // The signature gate: a refused image has had no layer requested.
+    const signer = ctx.insecure.image ? null : await checkOciSignature(ref, resolved, ctx, request, work);
+    release = resolved.release;
     const layers = await resolved.fetchLayers();
     const rootfs = path.join(work, 'rootfs');
     fs.mkdirSync(rootfs, { mode: 0o755 });
@@ -96,41 +103,80 @@ export async function fetchOciImage(ref: string, ctx: FetchContext, request: Fet
     for (const w of converted.warnings) ctx.onWarning(`image ${ref}: ${w}`);
     const manifestBytes = Buffer.from(`${JSON.stringify(converted.manifest, null, 2)}\n`);
 
-    const tar = tarPack();
-    const packing = packAci(tar, manifestBytes, rootfs, createdOf(resolved.config)).then(
-      () => tar.finalize(),
-      (err: unknown) => tar.destroy(err as Error),
-    );
-    let read;
+    const manifest = parseImageManifest(manifestBytes, `image manifest converted from ${ref}`);
+    // Packed straight into the store's tmp area and hashed while written (oci-pack.ts).
+    const read = { ...(await writeAci(manifestBytes, rootfs, createdOf(resolved.config), store.layout.tmp, store.sys)), manifest, manifestBytes };
+    // The layer blobs the image was made from, recorded before the image is listed (for gc).
+    if (resolved.layerDigests.length > 0) recordOciLayers(store, read.id, resolved.layerDigests);
     try {
-      // tar-stream's Pack is a streamx stream: Readable.from makes it the Node stream readAci expects.
-      read = await readAci(Readable.from(tar, { objectMode: false }), {
-        tmpDir: store.layout.tmp,
-        validateManifest: (bytes) => parseImageManifest(bytes, `image manifest converted from ${ref}`),
-        what: ref,
-      });
-    } catch (err) {
-      tar.destroy();
-      throw err;
-    }
-    await packing;
-    try {
-      ctx.onWarning(`image ${read.manifest.name}: signature not checked (--insecure-options=image)`);
+      if (ctx.insecure.image) ctx.onWarning(`image ${read.manifest.name}: signature not checked (--insecure-options=image)`);
       const committed = await store.commitImage({
         id: read.id,
         tmpTarPath: read.tmpTarPath,
         size: read.size,
         manifest: read.manifest,
         manifestBytes: read.manifestBytes,
-        source: { kind: origin.kind, location: origin.location, signer: null },
+        source: { kind: origin.kind, location: origin.location, signer, digest: resolved.manifestDigest },
       });
-      return { ...committed, signer: null, outcome: 'fetched' };
+      // The applied tree becomes the image's rendered tree: the first run extracts nothing.
+      if (converted.manifest.dependencies === undefined || converted.manifest.dependencies.length === 0) {
+        await adoptTree(store, committed.record.id, rootfs, manifestBytes).catch((err: unknown) => ctx.onWarning(`image ${ref}: the applied tree is not kept: ${(err as Error).message}`));
+      }
+      return { ...committed, signer, outcome: 'fetched' };
     } finally {
       fs.rmSync(read.tmpTarPath, { force: true });
     }
   } finally {
+    // Downloads still running after a failure are settled first (their partials are kept).
+    if (release !== undefined) await release().catch(() => {});
     storeLock.release();
     if (work !== undefined) fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
+/**
+ * Applies the OCI policy to a resolved image (see the module comment); returns the accepted
+ * signer's fingerprint (null when the policy accepted it unsigned, with a warning).
+ */
+async function checkOciSignature(ref: string, resolved: ResolvedOci, ctx: FetchContext, request: FetchRequest, work: string): Promise<string | null> {
+  const [{ dockerScopes, evaluatePolicy, layoutScopes, loadPolicy }, { parseDockerIdentity }, sources] = await Promise.all([
+    import('../oci/policy.js'),
+    import('../oci/simple-signing.js'),
+    import('../oci/signature-sources.js'),
+  ]);
+  const keystore = await ctx.keystore();
+  const loaded = loadPolicy({ localDir: keystore.localDir, systemDir: keystore.systemDir });
+  const digests = [...new Set([resolved.topDigest, resolved.manifestDigest])];
+  const given: SignatureBlob[] = [];
+  if (request.signaturePath !== undefined) {
+    const file = request.signaturePath;
+    try {
+      given.push({ bytes: new Uint8Array(fs.readFileSync(file)), source: file });
+    } catch (err) {
+      throw new NotFoundError(`fetch ${ref}: read signature ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  let image: PolicyImage;
+  let signatures: () => Promise<SignatureBlob[]>;
+  let hints: string[];
+  if (ref.startsWith('docker://')) {
+    const docker = parseDockerIdentity(resolved.reference.slice('docker://'.length));
+    image = { transport: 'docker', reference: resolved.reference, docker, scopes: dockerScopes(docker), editScope: docker.name, digests };
+    const registriesDirs = [path.join(keystore.localDir, 'registries.d'), path.join(keystore.systemDir, 'registries.d'), sources.CONTAINERS_REGISTRIES_D];
+    const net = await networkOf(ctx);
+    signatures = async () => [...given, ...(await sources.registrySignatures(resolved.reference, docker, digests, { http: net.http, registriesDirs, tmpDir: work, sys: ctx.store.sys }))];
+    hints = [
+      `configure where its signatures are: a lookaside in ${path.join(keystore.localDir, 'registries.d')}/NAME.yaml (docker: {${docker.name}: {lookaside: URL}})`,
+      `give its signature: tspod fetch --signature SIGFILE ${resolved.reference}`,
+    ];
+  } else {
+    const layout = parseLayoutReference(ref);
+    const abs = path.resolve(layout.path);
+    image = { transport: layout.transport, reference: ociOriginOf(ref).location, docker: undefined, scopes: layoutScopes(abs, layout.tag), editScope: abs, digests };
+    signatures = () => Promise.resolve(given);
+    hints = [`give its signature (skopeo standalone-sign writes one): tspod fetch --signature SIGFILE ${ref}`];
+  }
+  const decision = await evaluatePolicy(loaded, image, { keystore, signatures, noSignatureHints: hints });
+  if (decision.signer === null) ctx.onWarning(`image ${image.reference}: accepted without a signature by ${decision.file ?? 'the policy'} (${decision.scope})`);
+  return decision.signer;
+}

@@ -9,8 +9,10 @@ import { NotFoundError, TspodError, UsageError } from '../errors.js';
 import type { OciImageConfig } from '../oci/convert.js';
 import { layerSources, type LayerSource } from '../oci/layers.js';
 import { parseLayoutReference, readLayout, readLayoutArchive } from '../oci/layout.js';
-import { defaultPlatform, selectPlatform } from '../oci/platform.js';
+import { defaultPlatform, selectPlatform, type PlatformWanted } from '../oci/platform.js';
 import { formatReference, parseReference } from '../oci/reference.js';
+import { partialPaths, PartialTail, type DownloadEvent } from '../http/download.js';
+import { openOciBlob, publishOciBlob } from '../store/oci-blobs.js';
 import type { FetchContext } from './context.js';
 
 /** What an OCI source yields before conversion: config, layers and the names for the appc manifest. */
@@ -26,15 +28,22 @@ export interface ResolvedOci {
   configDigest: string;
   config: OciImageConfig;
   manifestAnnotations: Record<string, string> | undefined;
-  /** Downloads (registry) or opens (layout) the layers, lowest first. */
+  /**
+   * The layers, lowest first. A registry's are downloaded in the background (or found in the
+   * store's blob area): each source's open() waits for its own blob.
+   */
   fetchLayers: () => Promise<LayerSource[]>;
+  /** The layer blobs kept in the store's blob area for this image (recorded for gc). */
+  layerDigests: string[];
+  /** Waits for background downloads to settle and closes the blobs; call when done, whatever happened. */
+  release: () => Promise<void>;
 }
 
 /** Layer blobs downloaded at once from a registry. */
 const LAYER_DOWNLOADS = 3;
 
-/** A registry image: manifest (through an index by platform), config, and the layers downloaded into `work`. */
-export async function resolveRegistry(ref: string, work: string, ctx: FetchContext): Promise<ResolvedOci> {
+/** A registry image: manifest (through an index by platform), config, and the layers (kept in the store's blob area). */
+export async function resolveRegistry(ref: string, work: string, ctx: FetchContext, platform: PlatformWanted = defaultPlatform()): Promise<ResolvedOci> {
   const image = parseReference(ref);
   const [{ RegistryClient, resolveImage }, { findRegistryCredentials }, { networkOf }] = await Promise.all([
     import('../oci/registry.js'),
@@ -43,21 +52,29 @@ export async function resolveRegistry(ref: string, work: string, ctx: FetchConte
   ]);
   const net = await networkOf(ctx);
   const tasks = new Map<string, ReturnType<NonNullable<FetchContext['progress']>['task']>>();
+  // Layers being downloaded can be read while they download (PartialTail): the lowest layer is
+  // applied from its first bytes instead of after its last.
+  const live = new Map<string, LiveBlob>();
   const client = new RegistryClient(image, {
     ...(net.http.lookup === undefined ? {} : { lookup: net.http.lookup }),
     ...(net.http.ca === undefined ? {} : { ca: net.http.ca }),
     insecureTls: ctx.insecure.tls,
     // distribution-spec is https; plain http only when the user chose it (rkt: --insecure-options=http).
     allowHttp: ctx.insecure.http,
-    tmpDir: work,
+    // Partials in the store's tmp area, named by digest: a killed pull resumes with Range.
+    tmpDir: ctx.store.layout.tmp,
     sys: ctx.store.sys,
     credentials: findRegistryCredentials(image, { auth: net.http.auth }),
-    onProgress: (digest, event) => tasks.get(digest)?.update(event),
+    onProgress: (digest, event) => {
+      tasks.get(digest)?.update(event);
+      const streaming = live.get(digest);
+      if (streaming !== undefined) followDownload(streaming, ctx.store.layout.tmp, digest, event);
+    },
   });
   let manifest;
   let index;
   try {
-    ({ manifest, index } = await resolveImage(client, defaultPlatform()));
+    ({ manifest, index } = await resolveImage(client, platform));
   } catch (err) {
     // An https handshake with a plain-http server fails with OpenSSL's "wrong version number":
     // name the likely cause (a local registry such as `docker-registry` serves http by default).
@@ -74,42 +91,103 @@ export async function resolveRegistry(ref: string, work: string, ctx: FetchConte
   const configBytes = await client.getBlobBytes(configDescriptor);
   const config = parseConfig(Buffer.from(configBytes), configDescriptor.digest);
   const descriptors = doc.layers ?? [];
+  const { store } = ctx;
+  // Every layer gets a promise of an open file of its verified blob: from the store's blob area
+  // when an earlier pull kept it, else downloaded (a few at a time, lowest layer first) into a
+  // resumable partial of the store's tmp area, verified, and published there. The layers are
+  // applied in order as soon as each one is there, while the later ones still download.
+  const opened = new Map<string, Promise<number>>();
+  const fds: number[] = [];
+  let downloads: Promise<unknown> = Promise.resolve();
   const fetchLayers = async (): Promise<LayerSource[]> => {
-  // The same blob may be listed twice (Docker's empty layer): downloaded once, applied each time.
-  const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
-  const files = new Map<string, string>();
-  // A few layers at a time (containers/image pulls 6 in parallel; 3 keeps a small registry happy).
-  // Every download is settled before the work directory can be removed, even when one failed.
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < unique.length && !failed; i = next++) {
-      const layer = unique[i]!;
-      try {
-        files.set(layer.digest, (await client.fetchBlob(layer)).path);
-      } catch (err) {
-        failed = true;
-        tasks.get(layer.digest)?.fail((err as Error).message);
-        throw err;
-      }
+    // The same blob may be listed twice (Docker's empty layer): downloaded once, applied each time.
+    const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
+    const queue: Array<{ layer: (typeof unique)[number]; resolve: (fd: number) => void; reject: (err: unknown) => void }> = [];
+    for (const layer of unique) {
+      const stored = openOciBlob(store.layout, layer.digest);
+      if (stored !== undefined) fds.push(stored);
+      const promise =
+        stored !== undefined
+          ? Promise.resolve(stored)
+          : new Promise<number>((resolve, reject) => {
+              queue.push({ layer, resolve, reject });
+            });
+      promise.catch(() => {}); // awaited by the layer's open(); a failure is not unhandled meanwhile
+      opened.set(layer.digest, promise);
     }
+    for (const { layer } of queue) {
+      let markStarted = (): void => {};
+      const started = new Promise<void>((resolve) => (markStarted = resolve));
+      live.set(layer.digest, { tail: undefined, started, markStarted, claimed: false });
+      tasks.set(layer.digest, ctx.progress?.task(`${image.repository} ${layer.digest.slice(7, 19)}`) ?? { update: () => {}, fail: () => {} });
+    }
+    let failure: unknown;
+    const worker = async (): Promise<void> => {
+      for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
+        if (failure !== undefined) {
+          job.reject(failure);
+          continue;
+        }
+        const streaming = live.get(job.layer.digest)!;
+        try {
+          const blob = await client.fetchBlob(job.layer);
+          // Opened before it is published: a concurrent `image rm` may unlink it, never take it away.
+          const fd = fs.openSync(blob.path, fs.constants.O_RDONLY);
+          fds.push(fd);
+          publishOciBlob(store, blob.path, job.layer.digest);
+          const tail = streaming.tail;
+          if (tail !== undefined && !tail.destroyed && !streaming.claimed) {
+            tail.destroy(); // nobody reads it: the layer will be read from the verified blob
+          } else if (tail !== undefined && !tail.destroyed) {
+            // What the tail read is verified only if it read the very file that was verified.
+            const a = fs.fstatSync(tail.fd);
+            const b = fs.fstatSync(fd);
+            if (a.ino === b.ino && a.dev === b.dev) tail.finish(blob.size);
+            else tail.fail(new TspodError(`fetch blob ${job.layer.digest}: another process wrote the partial download that was read; fetch again`));
+          }
+          job.resolve(fd);
+        } catch (err) {
+          failure ??= err;
+          streaming.tail?.fail(err as Error);
+          tasks.get(job.layer.digest)?.fail((err as Error).message);
+          job.reject(err);
+        }
+      }
+    };
+    // containers/image pulls 6 in parallel; 3 keeps a small registry happy.
+    downloads = Promise.allSettled(Array.from({ length: Math.min(LAYER_DOWNLOADS, queue.length) }, worker)).finally(() => {
+      if (queue.length === 0 && tasks.size > 0) ctx.progress?.finish();
+    });
+    return descriptors.map(
+      (d): LayerSource => ({
+        mediaType: d.mediaType,
+        name: d.digest,
+        open: async () => {
+          const blob = opened.get(d.digest)!;
+          const streaming = live.get(d.digest);
+          if (streaming !== undefined && !streaming.claimed) {
+            // The first use of a blob still downloading reads it as it arrives.
+            streaming.claimed = true;
+            const first = await Promise.race([streaming.started.then(() => 'live' as const), blob.then(() => 'done' as const, () => 'done' as const)]);
+            const tail = streaming.tail;
+            if (first === 'live' && tail !== undefined && !tail.destroyed) return tail;
+            tail?.destroy();
+          }
+          // pread from offset 0 (start), so a blob listed twice is read twice from the one fd.
+          return fs.createReadStream('', { fd: await blob, start: 0, autoClose: false, highWaterMark: 1 << 20 });
+        },
+        // Resolves once the blob is verified: an extraction error of a blob that fails its digest
+        // is reported as the digest failure, its cause.
+        verified: async () => {
+          await opened.get(d.digest)!;
+        },
+      }),
+    );
   };
-  for (const layer of unique) {
-    tasks.set(layer.digest, ctx.progress?.task(`${image.repository} ${layer.digest.slice(7, 19)}`) ?? { update: () => {}, fail: () => {} });
-  }
-  try {
-    const settled = await Promise.allSettled(Array.from({ length: Math.min(LAYER_DOWNLOADS, unique.length) }, worker));
-    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (rejected !== undefined) throw rejected.reason;
-  } finally {
-    ctx.progress?.finish();
-  }
-  const layers = descriptors.map((d): LayerSource => ({
-    mediaType: d.mediaType,
-    name: d.digest,
-    open: () => fs.createReadStream(files.get(d.digest)!, { highWaterMark: 1 << 20 }),
-  }));
-  return layers;
+  const release = async (): Promise<void> => {
+    await downloads;
+    for (const streaming of live.values()) streaming.tail?.destroy();
+    for (const fd of fds.splice(0)) fs.closeSync(fd);
   };
   return {
     name: `${image.registry}/${image.repository}`,
@@ -121,15 +199,17 @@ export async function resolveRegistry(ref: string, work: string, ctx: FetchConte
     config,
     manifestAnnotations: doc.annotations,
     fetchLayers,
+    layerDigests: descriptors.map((d) => d.digest),
+    release,
   };
 }
 
 /** An `oci:`/`oci-archive:` layout: read (an archive unpacked into `work` first), every blob verified as it is read. */
-export async function resolveLayout(ref: string, work: string, ctx: FetchContext): Promise<ResolvedOci> {
+export async function resolveLayout(ref: string, work: string, ctx: FetchContext, platform: PlatformWanted = defaultPlatform()): Promise<ResolvedOci> {
   const parsed = parseLayoutReference(ref);
   const options = {
     ...(parsed.tag === undefined ? {} : { tag: parsed.tag }),
-    selectManifest: (candidates: Parameters<typeof selectPlatform>[0]) => selectPlatform(candidates, defaultPlatform(), ref),
+    selectManifest: (candidates: Parameters<typeof selectPlatform>[0]) => selectPlatform(candidates, platform, ref),
   };
   if (!fs.existsSync(parsed.path)) throw new NotFoundError(`fetch ${ref}: no such ${parsed.transport === 'oci' ? 'directory' : 'file'} ${parsed.path}`);
   let image;
@@ -153,6 +233,9 @@ export async function resolveLayout(ref: string, work: string, ctx: FetchContext
     reference: ref,
     topDigest: image.manifestDigest,
     fetchLayers: () => Promise.resolve(layerSources(image.manifest.layers, image.openLayer)),
+    // A layout's blobs are local: nothing is kept in the store's blob area.
+    layerDigests: [],
+    release: () => Promise.resolve(),
   };
 }
 
@@ -167,3 +250,36 @@ function parseConfig(bytes: Buffer, digest: string): OciImageConfig {
   return config as OciImageConfig;
 }
 
+
+/** A layer blob being downloaded, readable while it arrives. */
+interface LiveBlob {
+  tail: PartialTail | undefined;
+  /** Resolves when the download has started and `tail` is open. */
+  started: Promise<void>;
+  markStarted: () => void;
+  /** A layer's open() took it (once): otherwise it is closed when the download ends. */
+  claimed: boolean;
+}
+
+/**
+ * Follows a blob download's progress events: on its start, opens the partial file registry.ts
+ * downloads into (download.ts names it by the key `oci-<32 hex of the digest>`); a restart from
+ * zero makes what was read void, so the tail fails and the layer is read from the verified blob.
+ */
+function followDownload(streaming: LiveBlob, tmpDir: string, digest: string, event: DownloadEvent): void {
+  if (event.type === 'start' && streaming.tail === undefined) {
+    const { partial } = partialPaths(tmpDir, `oci-${digest.slice('sha256:'.length, 'sha256:'.length + 32)}`);
+    try {
+      streaming.tail = new PartialTail(fs.openSync(partial, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW));
+      streaming.tail.on('error', () => {}); // reported to the reader through its iterator
+      streaming.tail.grow(event.bytes);
+    } catch {
+      // No partial under the shared name (another process holds it): read the blob when complete.
+    }
+    streaming.markStarted();
+  } else if (event.type === 'data') {
+    streaming.tail?.grow(event.bytes);
+  } else if (event.type === 'restart') {
+    streaming.tail?.fail(new TspodError(`fetch blob ${digest}: the download started again from zero after the layer was partly read; fetch again`));
+  }
+}

@@ -4,14 +4,17 @@
 // download still fresh by its Cache-Control, or unchanged by its ETag, is not downloaded again).
 // The same reference rule and fetch as `tspod fetch` (reference.ts, index.ts); the dependencies
 // must all be there afterwards, since the image is rendered next.
+import type { PlatformWanted } from '../oci/platform.js';
 import type { ImageRecord } from '../store/catalog.js';
 import type { FetchContext, PullPolicy } from './context.js';
 import { fetchImage } from './index.js';
+import { withPlatform } from './platform-request.js';
 
 /** `run`/`prepare` default to `new`, `fetch` to `update` (rkt). */
 export { PULL_POLICIES, type PullPolicy } from './context.js';
 export { isImageFileRef } from './reference.js';
 
-export async function resolveImageRef(ref: string, ctx: FetchContext, policy: PullPolicy): Promise<ImageRecord> {
-  return (await fetchImage(ref, ctx, { pullPolicy: policy, strictDependencies: true })).record;
+/** `platform`: `--os/--arch/--variant` (src/fetch/platform-request.ts); undefined: this machine's. */
+export async function resolveImageRef(ref: string, ctx: FetchContext, policy: PullPolicy, platform?: PlatformWanted): Promise<ImageRecord> {
+  return (await fetchImage(ref, ctx, withPlatform(ref, { pullPolicy: policy, strictDependencies: true }, platform))).record;
 }

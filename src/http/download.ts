@@ -20,6 +20,11 @@
 // already hashed stay hashed; in a new process the prefix on disk is read once to rebuild the
 // hash and replayed through `onData` before the new bytes.
 //
+// Reading a download while it is written (PartialTail): a consumer that must not wait for the end
+// (a layer decompressed and applied while it downloads) opens the partial once the download has
+// started and reads up to the byte count the progress events report; the caller ends it with the
+// verified size, or fails it (a restart truncated the file, the digest did not match).
+//
 // kill -9: the partial's bytes live in the page cache and survive the process; its length on disk
 // is where the next run resumes. The sidecar is rewritten (after fdatasync of the data) every
 // CHECKPOINT_BYTES and when a try fails. Two processes downloading the same URL: the second finds
@@ -28,6 +33,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 
 import { writeJsonAtomic } from '../store/atomic.js';
 import { tryLock, type FileLock } from '../store/lock.js';
@@ -518,5 +524,76 @@ async function runDownload(url: string, opts: DownloadOptions, conditional: Cond
       if (file.sidecar) fs.rmSync(file.sidecar, { force: true });
     }
     file.lock?.release();
+  }
+}
+
+/**
+ * A Readable of a download in progress: the bytes of the open partial file `fd`, up to what
+ * `grow()` reported as written (the `bytes` of 'start' and 'data' events); it ends at `finish()`
+ * and fails at `fail()`. The caller checks that the finished download is this same file (inode)
+ * before it calls finish, so what was read is what was verified.
+ */
+export class PartialTail extends Readable {
+  private position = 0;
+  private available = 0;
+  private end: number | undefined;
+  private reading = false;
+  private wanted = false;
+
+  constructor(readonly fd: number) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  /** Bytes [0, bytes) of the file are written. */
+  grow(bytes: number): void {
+    if (bytes <= this.available) return;
+    this.available = bytes;
+    if (this.wanted) this.pump();
+  }
+
+  /** The download is complete and verified at `size` bytes. */
+  finish(size: number): void {
+    this.end = size;
+    this.available = size;
+    if (this.wanted) this.pump();
+  }
+
+  fail(err: Error): void {
+    this.destroy(err);
+  }
+
+  override _read(): void {
+    this.wanted = true;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.reading || this.destroyed) return;
+    if (this.position >= this.available) {
+      if (this.end !== undefined && this.position >= this.end) this.push(null);
+      return; // grow() or finish() calls again
+    }
+    this.reading = true;
+    const length = Math.min(1 << 20, this.available - this.position);
+    const buf = Buffer.allocUnsafe(length);
+    fs.read(this.fd, buf, 0, length, this.position, (err, n) => {
+      this.reading = false;
+      if (this.destroyed) return;
+      if (err) {
+        this.destroy(err);
+        return;
+      }
+      if (n === 0) {
+        this.destroy(new Error(`the partial download is shorter (${this.position} bytes) than reported (${this.available})`));
+        return;
+      }
+      this.position += n;
+      this.wanted = this.push(n === length ? buf : buf.subarray(0, n));
+      if (this.wanted) this.pump();
+    });
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    fs.close(this.fd, () => callback(err));
   }
 }

@@ -8,7 +8,9 @@
 // - nothing is ever written through a symlink: a parent that is a symlink created by this archive
 //   is refused; one left by an earlier layer (overwrite) is replaced by a directory. Files are
 //   created with O_EXCL|O_NOFOLLOW, so a final symlink is never followed either.
-// - hardlinks must name a regular file extracted earlier from the same archive.
+// - hardlinks must name a regular file extracted earlier from the same archive; with
+//   `hardlinksToTarget` (OCI layers above the first) they may also name a regular file already in
+//   `target`, reached through real directories only (every ancestor lstat'ed, no symlink followed).
 // - duplicates (after normalization, so `./a` == `a`) are refused, as are conflicts with a path
 //   this archive already created (a file over an implicit directory).
 // - device nodes only when privileged; ownership, setuid/setgid, xattrs only when privileged.
@@ -54,6 +56,11 @@ export interface ExtractOptions {
   filter?: (relPath: string, type: EntryType) => boolean;
   /** replace what an earlier layer put at a path (rendering); a symlink at the path is removed, never followed */
   overwrite?: boolean;
+  /**
+   * A hardlink may also name a regular file already in `target` (left by a lower OCI layer), not
+   * only an earlier entry of this archive. Its ancestors must be real directories in `target`.
+   */
+  hardlinksToTarget?: boolean;
   /** keep uid/gid, device nodes, xattrs: default process.geteuid() === 0 */
   privileged?: boolean;
   limits?: Partial<ExtractLimits>;
@@ -503,6 +510,10 @@ class Extractor implements TarVisitor {
     const linkDisplay = printable(header.linkname);
     const linkName = this.normalize(header.linkname, display, 'hardlink target');
     const seenType = this.seen.get(linkName);
+    if (seenType === undefined && linkName !== '' && this.options.hardlinksToTarget === true && this.nonDirectoryAncestor(linkName) === undefined) {
+      this.createLinkToTarget(rel, display, linkName, linkDisplay);
+      return;
+    }
     if (seenType === undefined || linkName === '') {
       const through = this.nonDirectoryAncestor(linkName);
       if (through !== undefined) this.fail(display, `hardlink target ${linkDisplay} goes through the ${through[1]} ${through[0]}`);
@@ -523,6 +534,41 @@ class Extractor implements TarVisitor {
     const abs = this.abs(rel);
     try {
       // link(2) does not follow a symlink at the old path; ours is a regular file we created.
+      fs.linkSync(this.abs(linkRel), abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      this.makeRoom(rel, display, 'link');
+      fs.linkSync(this.abs(linkRel), abs);
+    }
+    this.paths.set(rel, 'link');
+  }
+
+  /** A hardlink to a regular file that an earlier layer left in target (hardlinksToTarget). */
+  private createLinkToTarget(rel: string, display: string, linkName: string, linkDisplay: string): void {
+    const linkRel = this.relative(linkName);
+    if (linkRel === undefined || linkRel === '') this.fail(display, `hardlink target ${linkDisplay} is outside ${this.prefix ?? 'the tree'}`);
+    const lstatOrNone = (p: string): fs.Stats | undefined => {
+      try {
+        return fs.lstatSync(this.abs(p));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+        throw err;
+      }
+    };
+    const missing = `hardlink target ${linkDisplay} is neither an earlier entry of the archive nor a file of a lower layer`;
+    // Walked one component at a time with lstat: a symlink anywhere on the way is never followed.
+    for (let end = linkRel.indexOf('/'); end !== -1; end = linkRel.indexOf('/', end + 1)) {
+      const ancestor = linkRel.slice(0, end);
+      const st = lstatOrNone(ancestor);
+      if (st === undefined) this.fail(display, missing);
+      if (!st.isDirectory()) this.fail(display, `hardlink target ${linkDisplay} goes through the ${kindOf(st)} ${ancestor}`);
+    }
+    const st = lstatOrNone(linkRel);
+    if (st === undefined) this.fail(display, missing);
+    if (!st.isFile()) this.fail(display, `hardlink target ${linkDisplay} is a ${kindOf(st)}, not a regular file`);
+    this.ensureDir(this.parentOf(rel), display);
+    const abs = this.abs(rel);
+    try {
       fs.linkSync(this.abs(linkRel), abs);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -601,6 +647,14 @@ class Extractor implements TarVisitor {
     if (fd === undefined) fs.lutimesSync(abs, header.mtime, header.mtime);
     else fs.futimesSync(fd, header.mtime, header.mtime);
   }
+}
+
+/** For messages: what an lstat'ed path is. */
+function kindOf(st: fs.Stats): string {
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isDirectory()) return 'directory';
+  if (st.isFile()) return 'file';
+  return 'special file';
 }
 
 /** Lexical normalization of a caller-given prefix such as 'rootfs/' or './rootfs'. */

@@ -8,10 +8,21 @@
 // layer-sized inputs, @mongodb-js/zstd needs a native build, and a koffi binding to libzstd's
 // streaming API would have to live in src/sys. When tspod moves to Node >= 22.15,
 // zlib.createZstdDecompress can replace the spawn here without changing callers.
-import { Readable } from 'node:stream';
+//
+// Read-ahead: the tar comes out through a buffer of READ_AHEAD_CHUNKS, so the decompressor (zlib on
+// libuv's thread pool, or the zstd process) keeps working while the extractor writes files on the
+// main thread, within a layer and for the next layer while the current one is applied.
+import { PassThrough, Readable } from 'node:stream';
 
 import { ImageFormatError } from '../errors.js';
 import { decompressExternal, decompressStream, detectFormat, DETECT_HEAD_SIZE, peek } from '../image/decompress.js';
+
+/**
+ * Chunks buffered ahead of the extractor, per open layer (zlib's are 1 MiB, zstd's pipe reads
+ * 64 KiB). Counted in chunks: the buffer is object mode so each read() hands over one chunk as it
+ * came, where a byte-mode stream would concatenate everything buffered into a new Buffer.
+ */
+export const READ_AHEAD_CHUNKS = 48;
 
 export const LAYER_COMPRESSIONS = ['tar', 'gzip', 'zstd'] as const;
 export type LayerCompression = (typeof LAYER_COMPRESSIONS)[number];
@@ -79,7 +90,18 @@ export async function openLayer(
   if (detected !== declared) {
     options.onWarning?.(`read ${what}: media type says ${declared} but the data is ${detected}; using ${detected}`);
   }
-  if (detected === 'zstd') return { compression: 'zstd', output: decompressExternal(source, 'zstd', what) };
+  if (detected === 'zstd') return { compression: 'zstd', output: readAhead(decompressExternal(source, 'zstd', what)) };
   const { output } = await decompressStream(source, what);
-  return { compression: detected, output };
+  return { compression: detected, output: detected === 'tar' ? output : readAhead(output) };
+}
+
+/** `input` through a buffer of READ_AHEAD_CHUNKS; errors and early closes travel both ways. */
+function readAhead(input: Readable): Readable {
+  const output = new PassThrough({ readableObjectMode: true, readableHighWaterMark: READ_AHEAD_CHUNKS, writableHighWaterMark: 1 << 20 });
+  input.on('error', (err) => output.destroy(err));
+  output.on('close', () => {
+    if (!input.destroyed && !input.readableEnded) input.destroy();
+  });
+  input.pipe(output);
+  return output;
 }

@@ -5,13 +5,15 @@
 //
 // image-spec layer.md "Applying Changesets": entries replace lower ones at the same path;
 // whiteout files are never materialised; whiteouts apply only to lower layers, so a layer's own
-// entries survive its opaque marker whatever their order in the tar.
+// entries survive its opaque marker whatever their order in the tar. A hardlink may name a
+// regular file of a lower layer (the extractor's `hardlinksToTarget`). The next layer is
+// decompressed ahead while the current one is extracted.
 import type { Readable } from 'node:stream';
 
 import { ImageFormatError } from '../errors.js';
 import { extractTar, type ExtractLimits } from '../image/extract.js';
 import type { Syscalls } from '../sys/types.js';
-import { openLayer, type LayerCompression } from './decompress.js';
+import { openLayer, type LayerCompression, type LayerStream } from './decompress.js';
 import { applyWhiteouts, parseWhiteout, type Whiteout } from './whiteouts.js';
 
 export interface LayerSource {
@@ -21,6 +23,11 @@ export interface LayerSource {
   name: string;
   /** Opens the blob; a digest-verifying stream (layout.ts openBlob) fails at its end on mismatch. */
   open: () => Readable | Promise<Readable>;
+  /**
+   * For a blob read while it downloads: settles once its digest is checked, rejecting on a
+   * mismatch. A layer that fails to apply is then reported by that rejection, the cause.
+   */
+  verified?: () => Promise<void>;
 }
 
 /** The layers of a manifest as LayerSources, opened through `open` (a digest-verifying reader). */
@@ -55,46 +62,68 @@ export interface LayerReport {
  */
 export async function applyLayers(target: string, layers: readonly LayerSource[], options: ApplyLayersOptions): Promise<LayerReport[]> {
   const reports: LayerReport[] = [];
-  for (const [index, layer] of layers.entries()) {
-    const what = `layer ${index + 1}/${layers.length} (${layer.name})`;
-    const input = await layer.open();
-    const { compression, output } = await openLayer(input, layer.mediaType, what, { onWarning: options.onWarning });
-    const whiteouts: Whiteout[] = [];
-    let result;
-    try {
-      result = await extractTar(output, target, {
-        sys: options.sys,
-        overwrite: index > 0,
-        ...(options.privileged === undefined ? {} : { privileged: options.privileged }),
-        ...(options.limits === undefined ? {} : { limits: options.limits }),
-        ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
-        filter: (relPath) => {
-          const whiteout = parseWhiteout(relPath);
-          if (whiteout === undefined) return true;
-          if (whiteout !== 'ignore') whiteouts.push(whiteout);
-          // Whiteout files themselves never appear in the result (layer.md).
-          return false;
-        },
-      });
-    } catch (err) {
-      output.destroy();
-      if (err instanceof ImageFormatError && !err.message.includes(layer.name)) {
-        throw new ImageFormatError(`apply ${what}: ${err.message}`, { cause: err, suggestions: err.suggestions });
+  const whatOf = (index: number): string => `layer ${index + 1}/${layers.length} (${layers[index]!.name})`;
+  // Layer i+1 is opened (its decompression starts filling its read-ahead buffer, decompress.ts)
+  // when layer i starts being extracted; a layer whose blob is still downloading waits in open().
+  const open = (index: number): Promise<LayerStream> => {
+    const opening = (async () => openLayer(await layers[index]!.open(), layers[index]!.mediaType, whatOf(index), { onWarning: options.onWarning }))();
+    opening.catch(() => {}); // awaited in its turn
+    return opening;
+  };
+  let next = layers.length > 0 ? open(0) : undefined;
+  try {
+    for (const [index, layer] of layers.entries()) {
+      const what = whatOf(index);
+      const { compression, output } = await next!;
+      next = index + 1 < layers.length ? open(index + 1) : undefined;
+      const whiteouts: Whiteout[] = [];
+      let result;
+      try {
+        result = await extractTar(output, target, {
+          sys: options.sys,
+          overwrite: index > 0,
+          // image-spec layer.md: a hardlink may name a file of a lower layer.
+          hardlinksToTarget: index > 0,
+          ...(options.privileged === undefined ? {} : { privileged: options.privileged }),
+          ...(options.limits === undefined ? {} : { limits: options.limits }),
+          ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
+          filter: (relPath) => {
+            const whiteout = parseWhiteout(relPath);
+            if (whiteout === undefined) return true;
+            if (whiteout !== 'ignore') whiteouts.push(whiteout);
+            // Whiteout files themselves never appear in the result (layer.md).
+            return false;
+          },
+        });
+      } catch (err) {
+        output.destroy();
+        // Corrupt data read before its digest was checked: the digest failure is what to report.
+        const unverified = layer.verified === undefined ? undefined : await layer.verified().then(() => undefined, (e: unknown) => e);
+        if (unverified !== undefined) throw unverified;
+        if (err instanceof ImageFormatError && !err.message.includes(layer.name)) {
+          throw new ImageFormatError(`apply ${what}: ${err.message}`, { cause: err, suggestions: err.suggestions });
+        }
+        throw err;
       }
-      throw err;
+      const removed = applyWhiteouts(target, whiteouts, result.paths);
+      const report: LayerReport = {
+        index,
+        name: layer.name,
+        compression,
+        entries: result.entries,
+        bytes: result.bytes,
+        whiteouts: whiteouts.length,
+        removed,
+      };
+      options.onLayer?.(report);
+      reports.push(report);
     }
-    const removed = applyWhiteouts(target, whiteouts, result.paths);
-    const report: LayerReport = {
-      index,
-      name: layer.name,
-      compression,
-      entries: result.entries,
-      bytes: result.bytes,
-      whiteouts: whiteouts.length,
-      removed,
-    };
-    options.onLayer?.(report);
-    reports.push(report);
+  } finally {
+    // A failure leaves the next layer opened ahead: stop its decompression.
+    void next?.then(
+      (stream) => stream.output.destroy(),
+      () => {},
+    );
   }
   return reports;
 }

@@ -17,6 +17,11 @@
 //   an AuthConfig entry for the registry's host only, so exchange.ts computes it per hop and a
 //   redirect to blob storage on another host carries none; like auth.d credentials, it is sent over
 //   https only.
+// - Renewal: a token can expire mid-pull. A 401 on a manifest or a blob (download.ts reports it as
+//   an HttpError with status 401) gets one fresh token for the challenge answered before (same
+//   scope, same credentials) and one retry; a second 401 in a row is an error. Concurrent requests
+//   that were refused the same token share one renewal (one in-flight promise), so three layers
+//   downloading in parallel make one token request, not three.
 // - Plain http only with `allowHttp` (`--insecure-options=http`); then the registry is spoken to
 //   over http (no https attempt first).
 import crypto from 'node:crypto';
@@ -118,6 +123,10 @@ export class RegistryClient {
   private authorizationSource = '';
   /** A document request succeeded: any challenge has been answered. */
   private probed = false;
+  /** The challenge answered last: a renewal asks the same realm for the same scope. */
+  private challenge: Challenge | undefined;
+  /** The renewal in flight, shared by every request refused the same authorization. */
+  private renewal: Promise<void> | undefined;
   private readonly host: string;
 
   constructor(
@@ -151,15 +160,80 @@ export class RegistryClient {
     };
   }
 
-  /** Answers a 401's challenge: fetches a bearer token or takes the basic credentials. */
-  private async authenticate(header: string | undefined, url: string): Promise<void> {
-    const challenge = header === undefined ? undefined : parseChallenge(header);
+  /** What to do about refused credentials: check them, or log in when there are none. */
+  private authSuggestions(): string[] {
     const creds = this.opts.credentials;
-    const suggestions = creds
+    return creds
       ? [`check the credentials for ${this.ref.registry} in ${creds.source}`]
       : [`log in with podman login ${this.ref.registry} (writes \${XDG_RUNTIME_DIR}/containers/auth.json) or add a dockerAuth entry to auth.d`];
+  }
+
+  /**
+   * Answers a 401 to a request sent with `sent` (the authorization it carried). Requests refused
+   * the same authorization share one renewal; one that was sent before a renewal finished just
+   * retries with the new authorization. `header` is the 401's WWW-Authenticate when the caller has
+   * it (download.ts does not pass it on): without it, the challenge answered before is answered
+   * again, else the challenge is asked for with a HEAD of `url`.
+   */
+  private async reauthenticate(sent: RegistryClient['authorization'], header: string | undefined, url: string): Promise<void> {
+    if (this.authorization !== sent) return;
+    if (this.renewal === undefined) {
+      this.renewal = (async () => {
+        if (new URL(url).protocol !== 'https:') {
+          // auth.ts's rule, kept for registry credentials and tokens alike.
+          throw new RegistryError(`get ${url}: the registry asks for credentials over plain http; tspod sends credentials over https only`, {
+            suggestions: [`serve ${this.ref.registry} over https (pass --insecure-options=tls for a self-signed certificate)`],
+          });
+        }
+        let challengeHeader = header;
+        if (challengeHeader === undefined && this.challenge === undefined) {
+          const probe = await this.readSmall(url, { method: 'HEAD', accept: '*/*', auth: this.authConfig(), maxBytes: 0, accept401: true });
+          challengeHeader = headerValue(probe.headers, 'www-authenticate');
+        }
+        await this.authenticate(challengeHeader, url);
+      })().finally(() => {
+        this.renewal = undefined;
+      });
+    }
+    await this.renewal;
+  }
+
+  /** The error of a 401 that came right after a renewal: the registry refuses what it was given. */
+  private refused(url: string): RegistryError {
+    const what = this.authorization?.type === 'basic' ? `the credentials from ${this.authorizationSource}` : `a fresh token (${this.authorizationSource})`;
+    return new RegistryError(`get ${url}: 401 Unauthorized again: ${this.ref.registry} refused ${what}`, { suggestions: this.authSuggestions() });
+  }
+
+  /**
+   * Runs a request that reports a 401 as an HttpError (a blob download); on a 401, renews the
+   * authorization once (shared with concurrent requests), calls `reset` and tries once more.
+   */
+  private async retryOn401<T>(url: string, reset: () => void, attempt: () => Promise<T>): Promise<T> {
+    const is401 = (err: unknown): boolean => err instanceof HttpError && err.status === 401;
+    const sent = this.authorization;
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!is401(err)) throw err;
+    }
+    await this.reauthenticate(sent, undefined, url);
+    reset();
+    try {
+      return await attempt();
+    } catch (err) {
+      if (is401(err)) throw this.refused(url);
+      throw err;
+    }
+  }
+
+  /** Answers a 401's challenge: fetches a bearer token or takes the basic credentials. */
+  private async authenticate(header: string | undefined, url: string): Promise<void> {
+    const challenge = header === undefined ? this.challenge : parseChallenge(header);
+    const creds = this.opts.credentials;
+    const suggestions = this.authSuggestions();
     if (challenge?.scheme === 'basic') {
       if (!creds) throw new RegistryError(`get ${url}: the registry asks for basic credentials and there are none`, { suggestions });
+      this.challenge = challenge;
       this.authorization = { type: 'basic', user: creds.user, password: creds.password };
       this.authorizationSource = creds.source;
       return;
@@ -200,6 +274,7 @@ export class RegistryClient {
     // Docker token protocol: `token`, with `access_token` as the OAuth 2 compatible alias.
     const token = typeof doc.token === 'string' && doc.token !== '' ? doc.token : doc.access_token;
     if (typeof token !== 'string' || token === '') throw new RegistryError(`get a token for ${this.name} from ${realm.origin}: the answer has no token`);
+    this.challenge = challenge;
     this.authorization = { type: 'oauth', token };
     this.authorizationSource = creds ? creds.source : `an anonymous token from ${realm.origin}`;
   }
@@ -207,13 +282,14 @@ export class RegistryClient {
   /** One GET of a small document (the caller's status rule, a size cap) through exchange.ts. */
   private async readSmall(
     url: string,
-    o: { accept: string; auth: AuthConfig | undefined; maxBytes: number; accept401: boolean },
+    o: { method?: 'GET' | 'HEAD'; accept: string; auth: AuthConfig | undefined; maxBytes: number; accept401: boolean },
   ): Promise<{ status: number; bytes: Uint8Array; headers: Record<string, string | string[] | undefined> }> {
     const timeout = AbortSignal.timeout(MANIFEST_TIMEOUT_MS);
     const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, timeout]) : timeout;
     const retrier = new Retrier({ policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, sleep: this.opts.sleep, signal });
     const res = await openResponse(url, {
       ...this.exchangeOptions(),
+      ...(o.method === undefined ? {} : { method: o.method }),
       auth: o.auth,
       headers: { accept: o.accept },
       signal,
@@ -239,18 +315,18 @@ export class RegistryClient {
     return { status: 200, bytes: new Uint8Array(Buffer.concat(chunks, total)), headers: res.headers };
   }
 
-  /** GET with one round of authentication (a 401 answered once); returns a 200's body and headers. */
+  /**
+   * GET with one round of authentication: a 401 (the first challenge, or an expired token) is
+   * answered once and the request sent again; a second 401 in a row is an error. Returns a 200's
+   * body and headers.
+   */
   private async getDocument(url: string, accept: string): Promise<{ bytes: Uint8Array; headers: Record<string, string | string[] | undefined> }> {
     for (let round = 0; ; round++) {
-      const res = await this.readSmall(url, { accept, auth: this.authConfig(), maxBytes: MAX_MANIFEST_BYTES, accept401: round === 0 });
+      const sent = this.authorization;
+      const res = await this.readSmall(url, { accept, auth: this.authConfig(), maxBytes: MAX_MANIFEST_BYTES, accept401: true });
       if (res.status === 401) {
-        await this.authenticate(headerValue(res.headers, 'www-authenticate'), url);
-        if (new URL(url).protocol !== 'https:') {
-          // auth.ts's rule, kept for registry credentials and tokens alike.
-          throw new RegistryError(`get ${url}: the registry asks for credentials over plain http; tspod sends credentials over https only`, {
-            suggestions: [`serve ${this.ref.registry} over https (pass --insecure-options=tls for a self-signed certificate)`],
-          });
-        }
+        if (round > 0) throw this.refused(url);
+        await this.reauthenticate(sent, headerValue(res.headers, 'www-authenticate'), url);
         continue;
       }
       this.probed = true;
@@ -315,7 +391,7 @@ export class RegistryClient {
     let hash = crypto.createHash('sha256');
     let result;
     try {
-      result = await download(url, {
+      result = await this.retryOn401(url, () => (hash = crypto.createHash('sha256')), () => download(url, {
         ...this.exchangeOptions(),
         tmpDir: this.opts.tmpDir,
         sys: this.opts.sys,
@@ -332,7 +408,7 @@ export class RegistryClient {
           hash = crypto.createHash('sha256');
         },
         ...(this.opts.onProgress ? { onProgress: (e: DownloadEvent) => this.opts.onProgress!(digest, e) } : {}),
-      });
+      }));
     } catch (err) {
       throw new RegistryError(`fetch blob ${digest} of ${this.name}: ${(err as Error).message}`, { cause: err, suggestions: err instanceof TspodError ? err.suggestions : [] });
     }
@@ -355,6 +431,21 @@ export class RegistryClient {
     const ref = this.ref.digest ?? this.ref.tag;
     if (ref === undefined) return;
     await this.getDocument(`${this.base}/manifests/${ref}`, MANIFEST_ACCEPT);
+  }
+
+  /**
+   * A small document of a registry extension, `GET /extensions/v2/<name>/<subpath>` (e.g.
+   * `signatures/<digest>`, the signature API of OpenShift's registry), authenticated like a
+   * manifest request; undefined when the registry answers 404 or 400 (no such extension or entry).
+   */
+  async getExtensionDocument(subpath: string, accept = 'application/json'): Promise<Uint8Array | undefined> {
+    const url = `${new URL(this.base).origin}/extensions/v2/${this.ref.repository}/${subpath}`;
+    try {
+      return (await this.getDocument(url, accept)).bytes;
+    } catch (err) {
+      if (err instanceof HttpError && (err.status === 404 || err.status === 400)) return undefined;
+      throw err;
+    }
   }
 }
 

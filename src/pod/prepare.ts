@@ -7,6 +7,7 @@ import path from 'node:path';
 
 import { POD_FILES, type RunOptions } from '../../stage1/contract.js';
 import { resolveImageRef } from '../fetch/resolve.js';
+import { checkRunsHere } from '../oci/platform.js';
 import type { FetchContext } from '../fetch/local-aci.js';
 import { writeFileAtomic, writeJsonAtomic } from '../store/atomic.js';
 import { renderTree } from '../store/trees.js';
@@ -34,8 +35,11 @@ export async function preparePod(args: RunArgs, options: PrepareOptions): Promis
   const { store } = options.fetch;
   const built = await buildPodManifest(args, {
     resolveImage: async (ref) => {
-      const record = await resolveImageRef(ref, options.fetch, args.pod.pullPolicy);
-      return { id: record.id, manifest: store.manifest(record.id) };
+      const record = await resolveImageRef(ref, options.fetch, args.pod.pullPolicy, args.pod.platform);
+      const manifest = store.manifest(record.id);
+      // A foreign os/arch (fetched with --arch, say) is refused before any pod directory exists.
+      checkRunsHere(ref, manifest.labels);
+      return { id: record.id, manifest };
     },
     readEnvFile: (file) => fs.readFileSync(file, 'utf8'),
     readFile: (file) => fs.readFileSync(file),

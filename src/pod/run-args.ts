@@ -38,6 +38,7 @@ import {
   type SeccompFlag,
 } from './run-args-values.js';
 import { PULL_POLICIES, type PullPolicy } from '../fetch/resolve.js';
+import { PLATFORM_FLAG_HELP, platformFromFlags, type PlatformFlags, type PlatformWanted } from '../oci/platform.js';
 
 export type { MountFlag, SeccompFlag } from './run-args-values.js';
 
@@ -99,6 +100,9 @@ export const RUN_FLAGS = [
   { name: 'stop-timeout', scope: 'pod', takesValue: true, repeatable: false, description: 'time between SIGTERM and SIGKILL on stop (default 10s)' },
   { name: 'pod-manifest', scope: 'pod', takesValue: true, repeatable: false, description: 'run this pod manifest file instead of images' },
   { name: 'pull-policy', scope: 'pod', takesValue: true, repeatable: false, description: 'never, new or update (default: new)' },
+  { name: 'os', scope: 'pod', takesValue: true, repeatable: false, description: PLATFORM_FLAG_HELP.os },
+  { name: 'arch', scope: 'pod', takesValue: true, repeatable: false, description: PLATFORM_FLAG_HELP.arch },
+  { name: 'variant', scope: 'pod', takesValue: true, repeatable: false, description: PLATFORM_FLAG_HELP.variant },
   { name: 'insecure-options', scope: 'pod', takesValue: true, repeatable: true, description: 'global flag, see tspod --help', global: true },
 ] as const satisfies readonly RunFlagSpec[];
 
@@ -133,6 +137,9 @@ export interface PodFlags {
   stopTimeoutMs: number;
   podManifest?: string;
   pullPolicy: PullPolicy;
+  /** `--os/--arch/--variant` as given; `platform` is what they ask for (undefined: this machine). */
+  platformFlags: PlatformFlags;
+  platform?: PlatformWanted;
   /** Global flags seen among the run arguments, as given (`--insecure-options=image`). */
   passthrough: string[];
 }
@@ -189,6 +196,7 @@ function defaultPodFlags(): PodFlags {
     interactive: false,
     stopTimeoutMs: DEFAULT_STOP_TIMEOUT_MS,
     pullPolicy: 'new',
+    platformFlags: {},
     passthrough: [],
   };
 }
@@ -290,6 +298,11 @@ function applyPodFlag(pod: PodFlags, name: RunFlagName, value: string, raw: stri
         throw new UsageError(`--pull-policy ${JSON.stringify(value)}: must be one of ${PULL_POLICIES.join(', ')}`);
       }
       pod.pullPolicy = value as PullPolicy;
+      return;
+    case 'os':
+    case 'arch':
+    case 'variant':
+      pod.platformFlags[name] = value;
       return;
     case 'insecure-options':
       pod.passthrough.push(raw);
@@ -449,6 +462,8 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
     else applyPodFlag(pod, spec.name, value, raw);
   }
 
+  const platform = platformFromFlags(pod.platformFlags);
+  if (platform !== undefined) pod.platform = platform;
   if (pod.podManifest !== undefined) {
     if (apps.length > 0) throw new UsageError(`--pod-manifest cannot be combined with images (${apps.map((a) => a.image).join(', ')})`);
     const clash = MANIFEST_FLAGS.filter((f) => seenPod.has(f));

@@ -33,6 +33,8 @@ export interface ImageSource {
   maxAge?: number | null;
   /** RFC 3339: when the download finished or was last revalidated (304). */
   fetchedAt?: string;
+  /** `docker`/`oci`: the digest of the OCI image manifest the image was converted from (`image list`). */
+  digest?: string;
 }
 
 export interface ImageRecord {

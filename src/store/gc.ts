@@ -1,7 +1,8 @@
 // Removing images and collecting garbage: `tspod image rm` and `tspod image gc`. A rendered tree
 // that someone holds (a shared lock on tree-<id>.lock: a pod using it, a render in flight) is
 // never removed; it is left for a later gc ("deferred"). Everything else that no listed image
-// needs (temp files of dead imports, blobs without a record, trees of removed images) goes.
+// needs (temp files of dead imports, blobs without a record, trees of removed images, OCI layer
+// blobs no listed image was made from: src/store/oci-blobs.ts) goes.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { imageIdFromHex } from '../appc/identifiers.js';
 import type { ImageRecord } from './catalog.js';
 import { treeLockPath, treePath } from './layout.js';
 import { tryLock } from './lock.js';
+import { collectOciBlobs } from './oci-blobs.js';
 import type { Store } from './store.js';
 import { listTrees, removeTreeDir } from './trees.js';
 
@@ -55,6 +57,8 @@ export async function removeImage(store: Store, id: string): Promise<ImageRemova
   const held = await store.lockStore('shared');
   try {
     const image = await store.removeImage(id);
+    // Its layer blobs go when no other image was made from them.
+    collectOciBlobs(store, new Set(store.listImages().map((r) => r.id)), id);
     return { image, ...removeTreesOf(store, id) };
   } finally {
     held.release();
@@ -106,6 +110,7 @@ export async function collectGarbage(store: Store, options: GcOptions): Promise<
       removeTreeDir(dir);
       report.removedLeftovers.push(dir);
     }
+    report.removedLeftovers.push(...collectOciBlobs(store, listed));
     for (const root of [store.layout.blobs, store.layout.manifests]) {
       for (const shard of readdirOrEmpty(root)) {
         for (const name of readdirOrEmpty(path.join(root, shard))) {

@@ -5,7 +5,9 @@
 //   cas/blob/sha512/ab/<hex>       uncompressed ACI tar, read-only
 //   cas/manifest/sha512/ab/<hex>   the image manifest bytes as found in the image
 //   cas/images/<hex>.json          catalog record: its presence is what makes an image listed
-//   cas/tmp/                       in-flight imports (removed by gc)
+//   cas/tmp/                       in-flight imports and resumable download partials (removed by gc)
+//   cas/oci/blobs/sha256/<hex>     verified OCI layer blobs as downloaded, read-only, kept for reuse
+//   cas/oci/images/<hex>.json      the layer digests an image was converted from (what keeps a blob)
 //   trees/<tree-id>/{rootfs/,manifest,tree.json}   rendered trees (image + dependencies)
 //   locks/store.lock               shared by fetch/render, exclusive by gc
 //   locks/image-<hex>.lock  locks/tree-<tree-id>.lock
@@ -22,6 +24,10 @@ export interface StoreLayout {
   manifests: string;
   trees: string;
   locks: string;
+  /** cas/oci/blobs/sha256 */
+  ociBlobs: string;
+  /** cas/oci/images */
+  ociImages: string;
 }
 
 export function storeLayout(dir: string): StoreLayout {
@@ -35,6 +41,8 @@ export function storeLayout(dir: string): StoreLayout {
     manifests: path.join(cas, 'manifest', 'sha512'),
     trees: path.join(dir, 'trees'),
     locks: path.join(dir, 'locks'),
+    ociBlobs: path.join(cas, 'oci', 'blobs', 'sha256'),
+    ociImages: path.join(cas, 'oci', 'images'),
   };
 }
 

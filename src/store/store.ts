@@ -31,7 +31,7 @@ export interface CommitRequest {
   size: number;
   manifest: ImageManifest;
   manifestBytes: Uint8Array;
-  source: { kind: ImageSourceKind; location: string; signer: string | null };
+  source: { kind: ImageSourceKind; location: string; signer: string | null; digest?: string };
 }
 
 export interface CommitResult {

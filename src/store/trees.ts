@@ -3,6 +3,7 @@
 // The tree id is derived from the ordered list of image ids that were rendered, so a changed
 // dependency gives a new tree, as in rkt's tree store. A tree is rendered into a hidden temp
 // dir and published by rename with RENAME_NOREPLACE: a half-rendered tree is never visible.
+// A fetched OCI image hands its applied tree over instead (`adoptTree`): nothing is extracted twice.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -138,6 +139,43 @@ async function renderTreeLocked(
   for (const id of new Set(layers)) await store.touch(id);
   if (options.hold !== true) return result;
   return { ...result, lock: await lock(store.sys, treeLockPath(store.layout, treeId), 'shared') };
+}
+
+/**
+ * Publishes a tree that was already applied (a fetched OCI image's layers) as the rendered tree of
+ * `imageId`, an image without dependencies, so its first use does not extract the image again.
+ * `rootfs` is moved (rename: it must be on the store's filesystem) and must be what rendering the
+ * image's ACI gives (src/fetch/oci-pack.ts packs the ACI from it). Returns false, leaving `rootfs`
+ * where it was, when the tree exists already or cannot be moved (another filesystem).
+ */
+export async function adoptTree(store: Store, imageId: string, rootfs: string, manifestBytes: Uint8Array): Promise<boolean> {
+  const treeId = treeIdFor([imageId]);
+  const dir = treePath(store.layout, treeId);
+  fs.mkdirSync(store.layout.trees, { recursive: true });
+  return withLock(store.sys, treeLockPath(store.layout, treeId), 'exclusive', () => {
+    if (readTreeInfo(store, treeId) !== undefined) return false;
+    const tmp = tmpPathFor(dir);
+    removeTreeDir(dir); // a tree without tree.json is a leftover
+    fs.mkdirSync(tmp, { mode: 0o755 });
+    try {
+      fs.renameSync(rootfs, path.join(tmp, 'rootfs'));
+    } catch (err) {
+      fs.rmdirSync(tmp);
+      if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
+      throw err;
+    }
+    try {
+      fs.writeFileSync(path.join(tmp, 'manifest'), manifestBytes);
+      const info: TreeInfo = { treeId, imageId, layers: [imageId], renderedAt: store.now().toISOString() };
+      writeJsonAtomic(store.sys, path.join(tmp, 'tree.json'), info);
+      store.sys.renameat2(tmp, dir, RENAME_NOREPLACE);
+      store.sys.fsyncPath(store.layout.trees);
+      return true;
+    } catch (err) {
+      removeTreeDir(tmp);
+      throw err;
+    }
+  });
 }
 
 /** Removes a tree directory whatever its modes (an image may ship read-only directories). */

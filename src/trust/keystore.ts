@@ -15,7 +15,8 @@
 //   every name of which it is a STRING prefix, so a key for `coreos.com/ace-validator` also covers
 //   `coreos.com/ace-validator-main` (and `example.co` covers `example.com/app`).
 // - `docker://` prefixes: an appc identifier cannot hold `://`, so `docker://<rest>` is stored under
-//   `prefix.d/docker/<rest>` and read back as `docker://<rest>`. (The appc name `docker/<rest>`
+//   `prefix.d/docker/<rest>` and read back as `docker://<rest>`; `<rest>` may hold a registry
+//   port's `:` (`docker://127.0.0.1:5000/team`). (The appc name `docker/<rest>`
 //   maps to the same directory; appc names start with a DNS domain, which `docker` is not.)
 // - Hidden files (`.<name>`, e.g. the atomic-write temporaries) and files directly in prefix.d
 //   are ignored.
@@ -100,7 +101,8 @@ export function prefixToRelDir(prefix: string, what = 'prefix'): string {
     throw new UsageError(`${what} ${JSON.stringify(prefix)}: not a valid app container identifier: ${cause}`);
   };
   if (rest === '') bad('empty');
-  if (!IDENTIFIER_CHARS_RE.test(rest)) bad('only lowercase a-z, 0-9 and -._~/ are allowed');
+  // A docker:// prefix may name a registry port (`docker://127.0.0.1:5000/team`): `:` is allowed there.
+  if (base !== '' ? !/^[a-z0-9\-._~/:]+$/.test(rest) : !IDENTIFIER_CHARS_RE.test(rest)) bad(`only lowercase a-z, 0-9 and -._~/${base !== '' ? ':' : ''} are allowed`);
   if (SEPARATORS.includes(rest[0]!) || SEPARATORS.includes(rest[rest.length - 1]!)) {
     bad('must not begin or end with one of -._~/');
   }

@@ -86,24 +86,33 @@ function trustSuggestion(name: string): string {
   return `tspod trust --prefix ${name} <key file or URL>`;
 }
 
+/** A key a signature may be checked against: from the keystore, or named by other means (policy.json). */
+export type CandidateKey = Pick<TrustedKey, 'fingerprint' | 'key'>;
+
 interface SignerMatch {
-  trusted: TrustedKey;
+  trusted: CandidateKey;
   packet: openpgp.SignaturePacket;
   signingKey: openpgp.PublicKey | openpgp.Subkey;
 }
 
-async function findSigner(opts: CheckSignerOptions): Promise<SignerMatch> {
-  const { signature, name, keystore } = opts;
-  const packets = signaturePackets(signature);
-  const trustedKeys = await keystore.keysForName(name);
+/** The first packet whose issuer (primary key or subkey, by key id and fingerprint when given) is a candidate. */
+function matchSigner(packets: openpgp.SignaturePacket[], keys: readonly CandidateKey[]): SignerMatch | undefined {
   for (const packet of packets) {
     const issuerFp = hex(packet.issuerFingerprint);
-    for (const trusted of trustedKeys) {
+    for (const trusted of keys) {
       const candidates = trusted.key.getKeys(packet.issuerKeyID);
       const match = candidates.find((k) => issuerFp === undefined || k.getFingerprint().toLowerCase() === issuerFp);
       if (match) return { trusted, packet, signingKey: match };
     }
   }
+  return undefined;
+}
+
+async function findSigner(opts: CheckSignerOptions): Promise<SignerMatch & { trusted: TrustedKey }> {
+  const { signature, name, keystore } = opts;
+  const packets = signaturePackets(signature);
+  const found = matchSigner(packets, await keystore.keysForName(name));
+  if (found) return found as SignerMatch & { trusted: TrustedKey };
   const first = packets[0]!;
   const who = issuerName(first);
   throw new TrustError(
@@ -177,7 +186,7 @@ export async function verifyDetached(opts: VerifyDetachedOptions): Promise<Verif
   let sourceError: unknown;
   const source = opts.data instanceof Uint8Array ? undefined : opts.data;
   source?.on('error', (err) => (sourceError ??= err));
-  let match: SignerMatch;
+  let match: SignerMatch & { trusted: TrustedKey };
   try {
     match = await findSigner(opts);
     await checkKeyValidity(match, opts.name, now);
@@ -272,4 +281,37 @@ async function drain(data: unknown): Promise<void> {
     if (done) break;
     await setImmediatePromise();
   }
+}
+
+/** The key that made a signature, found among candidates and checked for validity (checkSignerAmong). */
+export interface SignerCheck {
+  key: CandidateKey;
+  packet: openpgp.SignaturePacket;
+  /** 16-hex key id of the key that signed (primary or subkey). */
+  keyId: string;
+}
+
+/**
+ * For signatures whose data openpgp verifies elsewhere (simple signing's signed messages): finds
+ * which candidate key (primary or signing subkey) issued one of `packets`, and applies the
+ * validity policy of this module (could sign when the signature was made, can still sign now,
+ * not older than the key). `undefined` when no candidate issued them; TrustError when the issuer
+ * is a candidate that is expired, revoked or not signing-capable. `name` names the image in
+ * messages and in the `tspod trust --prefix` suggestion.
+ */
+export async function checkSignerAmong(
+  packets: readonly openpgp.SignaturePacket[],
+  keys: readonly CandidateKey[],
+  name: string,
+  now: Date = new Date(),
+): Promise<SignerCheck | undefined> {
+  const match = matchSigner([...packets], keys);
+  if (match === undefined) return undefined;
+  await checkKeyValidity(match, name, now);
+  return { key: match.trusted, packet: match.packet, keyId: match.signingKey.getKeyID().toHex() };
+}
+
+/** How a signature packet's issuer is named in messages: its fingerprint when carried, else its key id. */
+export function signatureIssuer(packet: openpgp.SignaturePacket): string {
+  return issuerName(packet);
 }

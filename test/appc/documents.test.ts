@@ -46,6 +46,13 @@ describe('image-record schema', () => {
       ]),
     );
   });
+  it('accepts an OCI source with its manifest digest, and rejects a malformed one', () => {
+    const oci = { ...record, source: { kind: 'docker', location: 'docker://r/x:1', signer: null, digest: `sha256:${'b'.repeat(64)}` } };
+    expect(() => validateDocument('image-record', oci, 'image record')).not.toThrow();
+    expect(problems(() => validateDocument('image-record', { ...oci, source: { ...oci.source, digest: 'b'.repeat(64) } }, 'r'))).toEqual([
+      '/source/digest: must be the OCI manifest digest, sha256:<64 hex> or sha512:<128 hex>',
+    ]);
+  });
   it('rejects a record missing lastUsed, naming the document in the message', () => {
     const { lastUsed: _drop, ...bad } = record;
     expect(() => validateDocument('image-record', bad, 'catalog record x')).toThrow(/^catalog record x: \/: missing required property "lastUsed"/);
@@ -58,10 +65,17 @@ describe('image-record schema', () => {
 });
 
 describe('image-list schema', () => {
-  const entry = { id: ID, name: 'example.com/app', labels: [], importTime: record.importTime, lastUsed: record.lastUsed, size: 1, signer: null };
+  const entry = { id: ID, name: 'example.com/app', labels: [], importTime: record.importTime, lastUsed: record.lastUsed, size: 1, signer: null, ociDigest: null };
   it('accepts an empty list and a list of entries', () => {
     expect(() => validateDocument('image-list', [], 'image list')).not.toThrow();
-    expect(() => validateDocument('image-list', [entry, { ...entry, signer: FPR }], 'image list')).not.toThrow();
+    expect(() => validateDocument('image-list', [entry, { ...entry, signer: FPR }, { ...entry, ociDigest: `sha256:${'a'.repeat(64)}` }], 'image list')).not.toThrow();
+  });
+  it('requires ociDigest, null or a digest', () => {
+    const { ociDigest: _, ...without } = entry;
+    expect(problems(() => validateDocument('image-list', [without], 'image list'))).toEqual(['/0: missing required property "ociDigest"']);
+    expect(problems(() => validateDocument('image-list', [{ ...entry, ociDigest: 'sha256:abc' }], 'image list'))).toEqual([
+      '/0/ociDigest: must be null (an appc image) or the digest of the OCI manifest the image was converted from',
+    ]);
   });
   it('rejects an object instead of an array, and an entry with a string size', () => {
     expect(problems(() => validateDocument('image-list', { images: [] }, 'image list'))).toEqual(['/: must be array']);

@@ -206,13 +206,16 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
     expect(fs.readFileSync(path.join(dest, 'rootfs/only-b'), 'utf8')).toBe('b\n');
   });
 
-  it('refuses a docker:// fetch without --insecure-options=image: signature verification is not implemented, nothing stored', () => {
+  it('refuses an unsigned docker:// image without --insecure-options=image (default policy), nothing stored, no layer left behind', () => {
     const env = newEnv();
     const result = env.run(['fetch', '--insecure-options=http', `docker://${registry.host}/tspod/whiteouts:1.0`]);
     expect(result.status).toBe(254);
-    expect(result.stderr).toMatch(/signature verification of OCI images \(simple signing\) is not implemented yet/);
-    expect(result.stderr).toMatch(/try: .*tspod fetch --insecure-options=image,http docker:/);
+    expect(result.stderr).toMatch(/refused by the built-in default policy \(no policy\.json\), scope default: requirement 1 \(signedBy\): a signature is required, but the image has none/);
+    expect(result.stderr).toMatch(/tspod fetch --insecure-options=image docker:/);
+    expect(result.stderr).toMatch(/lookaside in .*registries\.d/);
     expect(env.json<unknown[]>(['image', 'list'])).toEqual([]);
+    const tmp = path.join(env.dir, 'cas', 'tmp');
+    expect(fs.existsSync(tmp) ? fs.readdirSync(tmp) : []).toEqual([]);
   });
 
   it('refuses a plain-http registry without --insecure-options=http, nothing stored', () => {

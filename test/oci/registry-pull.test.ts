@@ -1,10 +1,9 @@
 // The registry client against a real registry: Debian's docker-registry on loopback, images built
-// by hand and pushed with skopeo (test/support/registry.ts); a Node https front that demands a
-// bearer token and redirects blobs to another host, for the auth cases.
+// by hand and pushed with skopeo (test/support/registry.ts); an https front that demands a bearer
+// token and redirects blobs to another host (test/support/token-registry.ts), for the auth cases.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +18,7 @@ import { libcSyscalls } from '../../src/sys/index.js';
 import { NotFoundError } from '../../src/errors.js';
 import { hasOpenssl, makeTestCa, type TestCa } from '../support/https-server.js';
 import { hasRegistryTools, pushImage, remoteManifestDigest, pushMultiArch, REGISTRY_SKIP_REASON, startRegistry, type BuiltImage, type TestRegistry } from '../support/registry.js';
+import { startTokenRegistry, type TokenRegistry } from '../support/token-registry.js';
 
 import { NO_RETRY } from '../../src/http/retry.js';
 
@@ -198,71 +198,27 @@ describe.skipIf(!hasRegistryTools)(`registry client against docker-registry (${R
 
   describe.skipIf(!hasOpenssl)('behind an https front demanding a bearer token (needs openssl)', () => {
     let ca: TestCa;
-    let front: https.Server;
+    let front: TokenRegistry;
     let origin: string;
-    const seen: { url: string; host: string | undefined; authorization: string | undefined }[] = [];
     let authFile: string;
 
     beforeAll(async () => {
       ca = makeTestCa();
-      front = https.createServer({ cert: ca.cert, key: ca.key }, (req, res) => {
-        const url = new URL(req.url ?? '/', 'https://x');
-        seen.push({ url: url.pathname, host: req.headers.host, authorization: req.headers.authorization });
-        if (url.pathname === '/token') {
-          // Docker token protocol: Basic credentials in, a JSON token out.
-          const ok = req.headers.authorization === `Basic ${Buffer.from('alice:s3cret:x').toString('base64')}`;
-          if (!ok || url.searchParams.get('service') !== 'test-registry' || url.searchParams.get('scope') !== 'repository:team/app:pull') {
-            res.writeHead(401).end();
-            return;
-          }
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: 'tok-123' }));
-          return;
-        }
-        if (url.pathname.startsWith('/storage/')) {
-          // The "blob storage" host: reached by redirect, must see no Authorization.
-          proxy(`/v2/team/app/blobs/${url.pathname.slice('/storage/'.length)}`, req, res);
-          return;
-        }
-        if (req.headers.authorization !== 'Bearer tok-123') {
-          res
-            .writeHead(401, { 'www-authenticate': `Bearer realm="${origin}/token",service="test-registry",scope="repository:team/app:pull"` })
-            .end();
-          return;
-        }
-        const blob = /^\/v2\/team\/app\/blobs\/(sha256:[a-f0-9]{64})$/.exec(url.pathname);
-        if (blob) {
-          res.writeHead(307, { location: `https://localhost:${(front.address() as AddressInfo).port}/storage/${blob[1]}` }).end();
-          return;
-        }
-        proxy(url.pathname, req, res);
-      });
-      await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
-      origin = `https://127.0.0.1:${(front.address() as AddressInfo).port}`;
+      // Docker token protocol (test/support/token-registry.ts): Basic credentials in, a token out;
+      // blobs redirected to "storage" on another host name, which must see no Authorization.
+      front = await startTokenRegistry({ registry, tls: { cert: ca.cert, key: ca.key }, users: { alice: 's3cret:x' } });
+      origin = front.origin;
       const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-xdg-'));
       fs.mkdirSync(path.join(runtime, 'containers'));
       authFile = path.join(runtime, 'containers', 'auth.json');
-      const host = new URL(origin).host;
-      fs.writeFileSync(authFile, JSON.stringify({ auths: { [host]: { auth: Buffer.from('alice:s3cret:x').toString('base64') } } }));
+      fs.writeFileSync(authFile, JSON.stringify({ auths: { [front.host]: { auth: Buffer.from('alice:s3cret:x').toString('base64') } } }));
     });
 
     afterAll(async () => {
-      await new Promise<void>((r) => {
-        front.closeAllConnections();
-        front.close(() => r());
-      });
-      ca.cleanup();
-      fs.rmSync(path.dirname(path.dirname(authFile)), { recursive: true, force: true });
+      await front?.close();
+      ca?.cleanup();
+      if (authFile) fs.rmSync(path.dirname(path.dirname(authFile)), { recursive: true, force: true });
     });
-
-    function proxy(pathname: string, req: http.IncomingMessage, res: http.ServerResponse): void {
-      const up = http.get(`http://${registry.host}${pathname}`, { headers: { accept: req.headers.accept ?? '*/*' } }, (upRes) => {
-        const headers: http.OutgoingHttpHeaders = {};
-        for (const h of ['content-type', 'content-length', 'docker-content-digest', 'etag']) if (upRes.headers[h]) headers[h] = upRes.headers[h];
-        res.writeHead(upRes.statusCode ?? 502, headers);
-        upRes.pipe(res);
-      });
-      up.on('error', () => res.writeHead(502).end());
-    }
 
     it('gets a bearer token with credentials from auth.json and pulls; the redirect to storage carries no credentials', async () => {
       const ref = parseReference(`docker://${new URL(origin).host}/team/app:1.0`);
@@ -274,10 +230,11 @@ describe.skipIf(!hasRegistryTools)(`registry client against docker-registry (${R
       const layer = await c.fetchBlob(m.json.layers![0]!);
       expect(sha(layer.path)).toBe(single.layerDigest);
       fs.rmSync(layer.path);
-      const storage = seen.filter((s) => s.url.startsWith('/storage/'));
+      const storage = front.seen.filter((s) => s.path.startsWith('/storage/'));
       expect(storage.length).toBeGreaterThan(0);
       expect(storage.every((s) => s.authorization === undefined)).toBe(true);
-      expect(seen.some((s) => s.url.startsWith('/v2/team/app/blobs/') && s.authorization === 'Bearer tok-123')).toBe(true);
+      expect(front.tokenRequests().map((t) => [t.query.get('scope'), t.authorization])).toEqual([['repository:team/app:pull', `Basic ${Buffer.from('alice:s3cret:x').toString('base64')}`]]);
+      expect(front.seen.some((s) => s.path.startsWith('/v2/team/app/blobs/') && s.authorization === 'Bearer tok-1')).toBe(true);
     });
 
     it('fails with a suggestion naming podman login when anonymous and the token server says 401', async () => {
