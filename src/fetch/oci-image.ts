@@ -84,7 +84,7 @@ export async function fetchOciImage(ref: string, ctx: FetchContext, request: Fet
     const mismatch = request.platform === undefined ? undefined : platformMismatch(resolved.config, request.platform);
     if (mismatch !== undefined) ctx.onWarning(`image ${ref}: ${mismatch}`);
     // The signature gate: a refused image has had no layer requested.
-    const signer = ctx.insecure.image ? null : await checkOciSignature(ref, resolved, ctx, request, work);
+    const signer = ctx.insecure.image ? null : await checkOciSignature(ref, resolved, ctx, request);
     release = resolved.release;
     const layers = await resolved.fetchLayers();
     const rootfs = path.join(work, 'rootfs');
@@ -138,7 +138,7 @@ export async function fetchOciImage(ref: string, ctx: FetchContext, request: Fet
  * Applies the OCI policy to a resolved image (see the module comment); returns the accepted
  * signer's fingerprint (null when the policy accepted it unsigned, with a warning).
  */
-async function checkOciSignature(ref: string, resolved: ResolvedOci, ctx: FetchContext, request: FetchRequest, work: string): Promise<string | null> {
+async function checkOciSignature(ref: string, resolved: ResolvedOci, ctx: FetchContext, request: FetchRequest): Promise<string | null> {
   const [{ dockerScopes, evaluatePolicy, layoutScopes, loadPolicy }, { parseDockerIdentity }, sources] = await Promise.all([
     import('../oci/policy.js'),
     import('../oci/simple-signing.js'),
@@ -164,7 +164,9 @@ async function checkOciSignature(ref: string, resolved: ResolvedOci, ctx: FetchC
     image = { transport: 'docker', reference: resolved.reference, docker, scopes: dockerScopes(docker), editScope: docker.name, digests };
     const registriesDirs = [path.join(keystore.localDir, 'registries.d'), path.join(keystore.systemDir, 'registries.d'), sources.CONTAINERS_REGISTRIES_D];
     const net = await networkOf(ctx);
-    signatures = async () => [...given, ...(await sources.registrySignatures(resolved.reference, docker, digests, { http: net.http, registriesDirs, tmpDir: work, sys: ctx.store.sys }))];
+    const client = resolved.registry;
+    if (client === undefined) throw new Error('a registry image resolves with its client');
+    signatures = async () => [...given, ...(await sources.registrySignatures(docker, digests, { http: net.http, registriesDirs, client }))];
     hints = [
       `configure where its signatures are: a lookaside in ${path.join(keystore.localDir, 'registries.d')}/NAME.yaml (docker: {${docker.name}: {lookaside: URL}})`,
       `give its signature: tspod fetch --signature SIGFILE ${resolved.reference}`,

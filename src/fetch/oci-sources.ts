@@ -13,6 +13,7 @@ import { defaultPlatform, selectPlatform, type PlatformWanted } from '../oci/pla
 import { formatReference, parseReference } from '../oci/reference.js';
 import { partialPaths, PartialTail, type DownloadEvent } from '../http/download.js';
 import { openOciBlob, publishOciBlob } from '../store/oci-blobs.js';
+import type { RegistryClient } from '../oci/registry.js';
 import type { FetchContext } from './context.js';
 
 /** What an OCI source yields before conversion: config, layers and the names for the appc manifest. */
@@ -37,6 +38,8 @@ export interface ResolvedOci {
   layerDigests: string[];
   /** Waits for background downloads to settle and closes the blobs; call when done, whatever happened. */
   release: () => Promise<void>;
+  /** The registry client that resolved the image (its token included), for the signature extension. */
+  registry?: RegistryClient;
 }
 
 /** Layer blobs downloaded at once from a registry. */
@@ -201,6 +204,7 @@ export async function resolveRegistry(ref: string, work: string, ctx: FetchConte
     fetchLayers,
     layerDigests: descriptors.map((d) => d.digest),
     release,
+    registry: client,
   };
 }
 

@@ -202,9 +202,8 @@ export interface RegistrySignatureOptions {
   http: ExchangeOptions;
   /** registries.d directories, highest first. */
   registriesDirs: readonly string[];
-  /** For the registry client (its tmp area; no blob is downloaded here). */
-  tmpDir: string;
-  sys: import('../sys/types.js').Syscalls;
+  /** The client that resolved the image: the extension is asked with its credentials or token. */
+  client: RegistryClient;
 }
 
 /**
@@ -212,28 +211,13 @@ export interface RegistrySignatureOptions {
  * registry's extension API. Lookaside and extension failures other than "none" are errors: a
  * signature that cannot be read must not turn into "unsigned" silently.
  */
-export async function registrySignatures(reference: string, image: DockerIdentity, digests: readonly string[], opts: RegistrySignatureOptions): Promise<SignatureBlob[]> {
+export async function registrySignatures(image: DockerIdentity, digests: readonly string[], opts: RegistrySignatureOptions): Promise<SignatureBlob[]> {
   const out: SignatureBlob[] = [];
   const lookaside = lookasideFor(loadRegistriesD(opts.registriesDirs), image);
   if (lookaside !== undefined) {
     for (const digest of digests) out.push(...(await lookasideSignatures(lookaside.url, image, digest, opts.http)));
   }
-  const [{ RegistryClient }, { findRegistryCredentials }, { parseReference }] = await Promise.all([
-    import('./registry.js'),
-    import('./docker-auth.js'),
-    import('./reference.js'),
-  ]);
-  const ref = parseReference(reference);
-  const { lookup, ca, insecureTls, allowHttp, auth } = opts.http;
-  const client = new RegistryClient(ref, {
-    ...(lookup === undefined ? {} : { lookup }),
-    ...(ca === undefined ? {} : { ca }),
-    ...(insecureTls === undefined ? {} : { insecureTls }),
-    ...(allowHttp === undefined ? {} : { allowHttp }),
-    tmpDir: opts.tmpDir,
-    sys: opts.sys,
-    credentials: findRegistryCredentials(ref, { auth }),
-  });
+  const { client } = opts;
   for (const digest of digests) out.push(...(await extensionSignatures(client, digest)));
   return out;
 }
