@@ -45,6 +45,16 @@ export function publish(sys: Syscalls, from: string, to: string): void {
   sys.fsyncPath(path.dirname(to));
 }
 
+/** The names in `dir`, or none when it does not exist (yet). */
+export function readdirOrEmpty(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
 /** mkdir -p with the given mode; returns the path. */
 export function ensureDir(dir: string, mode = 0o755): string {
   fs.mkdirSync(dir, { recursive: true, mode });

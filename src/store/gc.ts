@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { imageIdFromHex } from '../appc/identifiers.js';
+import { readdirOrEmpty } from './atomic.js';
 import type { ImageRecord } from './catalog.js';
 import { treeLockPath, treePath } from './layout.js';
 import { tryLock } from './lock.js';
@@ -125,15 +126,6 @@ export async function collectGarbage(store: Store, options: GcOptions): Promise<
     return report;
   } finally {
     held.release();
-  }
-}
-
-function readdirOrEmpty(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
   }
 }
 

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { hexOfImageId, imageIdFromHex } from '../appc/identifiers.js';
-import { ensureDir, publish, writeJsonAtomic } from './atomic.js';
+import { ensureDir, publish, readdirOrEmpty, writeJsonAtomic } from './atomic.js';
 import type { StoreLayout } from './layout.js';
 import type { Store } from './store.js';
 
@@ -64,15 +64,6 @@ function readLayers(file: string): string[] {
     return Array.isArray(doc.layers) ? doc.layers.filter((d): d is string => typeof d === 'string') : [];
   } catch {
     return []; // missing or damaged: it keeps nothing
-  }
-}
-
-function readdirOrEmpty(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
   }
 }
 
