@@ -12,10 +12,9 @@ import path from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { TspodEnv, type CliResult } from '../support/cli.js';
+import { TspodEnv } from '../support/cli.js';
 import { hasOpenssl, makeTestCa, type TestCa } from '../support/https-server.js';
-import { pushLayeredImage, type LayeredImage } from '../support/layered-image.js';
-import { hasRegistryTools, REGISTRY_SKIP_REASON, startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasRegistryTools, pushLayeredImage, REGISTRY_SKIP_REASON, startRegistry, type LayeredImage, type TestRegistry } from '../support/registry.js';
 import { startTokenRegistry, type TokenRegistry, type TokenRegistryOptions } from '../support/token-registry.js';
 
 /** The CLI with the test CA trusted and registry credentials only where the test puts them. */
@@ -33,19 +32,6 @@ class AuthEnv extends TspodEnv {
   }
 }
 
-/**
- * The CLI run without blocking this process (its event loop serves the registry front): env.run
- * is spawnSync, which would never let the front answer.
- */
-async function run(env: TspodEnv, args: string[]): Promise<CliResult> {
-  const child = env.spawn(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { status, stdout, stderr };
-}
 
 describe.skipIf(!hasRegistryTools || !hasOpenssl)(`tspod fetch from registries that demand tokens (${REGISTRY_SKIP_REASON}, openssl)`, () => {
   let registry: TestRegistry;
@@ -108,7 +94,7 @@ describe.skipIf(!hasRegistryTools || !hasOpenssl)(`tspod fetch from registries t
     const f = await start({ users: { alice: 'open:sesame' }, tokenUses: (n) => (n === 1 ? 2 : 10), tokenDelayMs: 150 });
     f.holdBlob401s = 3;
     const env = newEnv({ REGISTRY_AUTH_FILE: authJson(path.join(work, 'a', 'auth.json'), f.host, 'alice', 'open:sesame') });
-    const result = await run(env, ['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private:1`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private:1`]);
     expect(result.status, result.stderr).toBe(0);
     const id = result.stdout.trim();
     expect(id).toMatch(/^sha512-[0-9a-f]{128}$/);
@@ -132,7 +118,7 @@ describe.skipIf(!hasRegistryTools || !hasOpenssl)(`tspod fetch from registries t
     const runtime = path.join(work, 'xdg');
     authJson(path.join(runtime, 'containers', 'auth.json'), f.host, 'bob', 'hunter2');
     const env = newEnv({ XDG_RUNTIME_DIR: runtime });
-    const result = await run(env, ['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private@${image.manifestDigest}`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private@${image.manifestDigest}`]);
     expect(result.status, result.stderr).toBe(0);
     const id = result.stdout.trim();
     const manifest = JSON.parse(env.ok(['image', 'cat-manifest', id])) as { annotations: { name: string; value: string }[] };
@@ -144,7 +130,7 @@ describe.skipIf(!hasRegistryTools || !hasOpenssl)(`tspod fetch from registries t
   it('fetches from a registry that gives anonymous tokens, with no credentials anywhere', async () => {
     const f = await start({});
     const env = newEnv();
-    const result = await run(env, ['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private:1`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private:1`]);
     expect(result.status, result.stderr).toBe(0);
     expect(fs.readFileSync(path.join(render(env, result.stdout.trim()), 'two.txt'), 'utf8')).toBe('layer two\n');
     expect(f.tokenRequests().length).toBeGreaterThan(0);
@@ -155,7 +141,7 @@ describe.skipIf(!hasRegistryTools || !hasOpenssl)(`tspod fetch from registries t
     const f = await start({ users: { alice: 'right' } });
     const file = authJson(path.join(work, 'wrong', 'auth.json'), f.host, 'alice', 'wrong');
     const env = newEnv({ REGISTRY_AUTH_FILE: file });
-    const result = await run(env, ['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private:1`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private:1`]);
     expect(result.status).toBe(254);
     expect(result.stderr).toMatch(/get a token for docker:\/\/127\.0\.0\.1:\d+\/tspod\/private:1 from https:\/\/127\.0\.0\.1:\d+: .*401/);
     expect(result.stderr).toContain(`check the credentials for ${f.host} in ${file} (${f.host})`);
@@ -165,7 +151,7 @@ describe.skipIf(!hasRegistryTools || !hasOpenssl)(`tspod fetch from registries t
   it('refuses an anonymous fetch from a registry that wants credentials, suggesting podman login, and stores nothing', async () => {
     const f = await start({ users: { alice: 'right' } });
     const env = newEnv();
-    const result = await run(env, ['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private:1`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=image', `docker://${f.host}/tspod/private:1`]);
     expect(result.status).toBe(254);
     expect(result.stderr).toMatch(/401/);
     expect(result.stderr).toContain(`podman login ${f.host}`);

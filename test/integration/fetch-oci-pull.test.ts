@@ -5,95 +5,21 @@
 // layers, and `image rm` / `image gc` removing layer blobs no image uses. Between tspod and the
 // registry sits a small http front (in this process) that counts blob requests, records their
 // Range headers and, when asked, stops sending a blob half-way.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
 
-import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { TspodEnv, type CliResult } from '../support/cli.js';
-import { hasRegistryTools, REGISTRY_SKIP_REASON, startRegistry, type TestRegistry } from '../support/registry.js';
+import { TspodEnv } from '../support/cli.js';
+import { buildLayout, type LayerSpec, type TarEntry } from '../support/oci-layout.js';
+import { hasRegistryTools, REGISTRY_SKIP_REASON, skopeoPush, startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasCommand } from '../support/tools.js';
 
 const hasZstd = hasCommand('zstd', ['--version']);
-
-interface Entry {
-  name: string;
-  type?: 'file' | 'directory' | 'symlink' | 'link';
-  content?: string | Buffer;
-  linkname?: string;
-}
-type Compression = 'gzip' | 'zstd';
-interface Layer {
-  entries: Entry[];
-  compression?: Compression;
-}
-
-const sha256 = (bytes: Uint8Array): string => `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
-
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const e of entries) {
-    const type = e.type ?? 'file';
-    const header = { name: e.name, type, mode: type === 'directory' ? 0o755 : 0o644, mtime: new Date(0), ...(e.linkname ? { linkname: e.linkname } : {}) };
-    if (type === 'file') pack.entry(header, e.content ?? '');
-    else pack.entry(header);
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-const MEDIA_TYPE: Record<Compression, string> = {
-  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-};
-
-/** An OCI layout holding one image tagged `t`; returns the layer digests, lowest first. */
-async function buildLayout(dir: string, layers: Layer[]): Promise<string[]> {
-  const blobs = path.join(dir, 'blobs', 'sha256');
-  fs.mkdirSync(blobs, { recursive: true });
-  const write = (bytes: Buffer): { digest: string; size: number } => {
-    const digest = sha256(bytes);
-    fs.writeFileSync(path.join(blobs, digest.slice(7)), bytes);
-    return { digest, size: bytes.length };
-  };
-  const diffIds: string[] = [];
-  const descriptors = [];
-  for (const layer of layers) {
-    const raw = await tarOf(layer.entries);
-    diffIds.push(sha256(raw));
-    const compression = layer.compression ?? 'gzip';
-    const blob = compression === 'gzip' ? zlib.gzipSync(raw) : execFileSync('zstd', ['-q', '-c', '-3'], { input: raw });
-    descriptors.push({ mediaType: MEDIA_TYPE[compression], ...write(blob) });
-  }
-  const config = write(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/true'] }, rootfs: { type: 'layers', diff_ids: diffIds } })));
-  const manifest = write(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: descriptors,
-      }),
-    ),
-  );
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  fs.writeFileSync(
-    path.join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 't' } }],
-    }),
-  );
-  return descriptors.map((d) => d.digest);
-}
 
 /** An http front for the registry: counts blob GETs, keeps their Range headers, can stall a blob. */
 interface Front {
@@ -150,18 +76,6 @@ async function startFront(upstreamPort: number): Promise<Front> {
   };
 }
 
-/** The CLI without blocking this process (the front must keep serving). */
-function runAsync(env: TspodEnv, args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = env.spawn(args);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 const fetchArgs = (ref: string): string[] => ['fetch', '--insecure-options=image,http', ref];
 
@@ -203,13 +117,13 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
     return env;
   };
   /** Builds `layers` as an image and pushes it as `repo:1`; returns the layer digests. */
-  const push = async (repo: string, layers: Layer[]): Promise<string[]> => {
+  const push = async (repo: string, layers: LayerSpec[]): Promise<string[]> => {
     const layout = path.join(work, repo.replace(/\//g, '_'));
-    const digests = await buildLayout(layout, layers);
-    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:t`, `docker://${registry.host}/${repo}:1`], { stdio: 'pipe' });
-    return digests;
+    const image = await buildLayout(layout, 't', { layers, config: { config: { Cmd: ['/bin/true'] } } });
+    skopeoPush(layout, `${registry.host}/${repo}:1`);
+    return image.layers.map((d) => d.digest);
   };
-  const base: Layer = { entries: [{ name: 'base/', type: 'directory' }, { name: 'base/lib', content: 'shared base layer\n' }] };
+  const base: LayerSpec = { entries: [{ name: 'base/', type: 'directory' }, { name: 'base/lib', content: 'shared base layer\n' }] };
 
   beforeAll(async () => {
     registry = await startRegistry();
@@ -230,9 +144,9 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
     const [baseB, ownB] = await push('tspod/share-b', [base, { entries: [{ name: 'b', content: 'image b\n' }] }]);
     expect(baseB).toBe(baseA);
 
-    const a = await runAsync(env, fetchArgs(`docker://${front.host}/tspod/share-a:1`));
+    const a = await env.runAsync(fetchArgs(`docker://${front.host}/tspod/share-a:1`));
     expect(a.status, a.stderr).toBe(0);
-    const b = await runAsync(env, fetchArgs(`docker://${front.host}/tspod/share-b:1`));
+    const b = await env.runAsync(fetchArgs(`docker://${front.host}/tspod/share-b:1`));
     expect(b.status, b.stderr).toBe(0);
     expect(front.blobGets.get(baseA!)).toBe(1);
     expect(front.blobGets.get(ownA!)).toBe(1);
@@ -264,7 +178,7 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
       { entries: [{ name: 'etc/', type: 'directory' }, { name: 'etc/gone', content: 'x\n' }, { name: 'etc/keep', content: 'k\n' }, { name: 'bin/', type: 'directory' }, { name: 'bin/tool', content: 't\n' }] },
       { entries: [{ name: 'etc/.wh.gone' }, { name: 'bin/hard', type: 'link', linkname: 'bin/tool' }, { name: 'bin/sym', type: 'symlink', linkname: 'tool' }] },
     ]);
-    const result = await runAsync(env, fetchArgs(`docker://${front.host}/tspod/adopt:1`));
+    const result = await env.runAsync(fetchArgs(`docker://${front.host}/tspod/adopt:1`));
     expect(result.status, result.stderr).toBe(0);
     const id = result.stdout.trim();
     const trees = fs.readdirSync(path.join(env.dir, 'trees')).filter((n) => !n.startsWith('.'));
@@ -306,7 +220,7 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
     expect(env.json<unknown[]>(['image', 'list'])).toEqual([]);
 
     front.stall.delete(layer!);
-    const result = await runAsync(env, fetchArgs(ref));
+    const result = await env.runAsync(fetchArgs(ref));
     expect(result.status, result.stderr).toBe(0);
     expect(front.ranges.get(layer!)).toEqual([`bytes=${cut}-`]);
     const dest = path.join(env.base, 'render');
@@ -319,7 +233,7 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
     const [, zstdLayer] = await push('tspod/zstd', [base, { compression: 'zstd', entries: [{ name: 'base/lib', content: 'replaced by the zstd layer\n' }, { name: 'z', content: 'zstd\n' }] }]);
     const blob = fs.readFileSync(registry.blobPath(zstdLayer!));
     expect(blob.subarray(0, 4)).toEqual(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])); // the registry serves it as zstd
-    const result = await runAsync(env, fetchArgs(`docker://${front.host}/tspod/zstd:1`));
+    const result = await env.runAsync(fetchArgs(`docker://${front.host}/tspod/zstd:1`));
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).not.toMatch(/media type says/);
     const dest = path.join(env.base, 'render');
@@ -339,11 +253,11 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
       /parent link is a symlink in this archive/,
     ],
     ['a hardlink escaping with `..`', [{ name: 'hard', type: 'link', linkname: '../../etc/passwd' }], /escapes the target/],
-  ] as [string, Entry[], RegExp][])('refuses an upper layer with %s: nothing stored', async (what, entries, message) => {
+  ] as [string, TarEntry[], RegExp][])('refuses an upper layer with %s: nothing stored', async (what, entries, message) => {
     const env = newEnv();
     const repo = `tspod/hostile-${crypto.createHash('sha256').update(what).digest('hex').slice(0, 8)}`;
     await push(repo, [base, { entries }]);
-    const result = await runAsync(env, fetchArgs(`docker://${front.host}/${repo}:1`));
+    const result = await env.runAsync(fetchArgs(`docker://${front.host}/${repo}:1`));
     expect(result.status).toBe(254);
     expect(result.stderr).toMatch(message);
     expect(result.stderr).toMatch(/apply layer 2\/2/);
@@ -357,7 +271,7 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
     const env = newEnv();
     const marker = `tspod-abs-${crypto.randomBytes(4).toString('hex')}`;
     await push('tspod/absolute', [base, { entries: [{ name: `/tmp/${marker}`, content: 'inside\n' }] }]);
-    const result = await runAsync(env, fetchArgs(`docker://${front.host}/tspod/absolute:1`));
+    const result = await env.runAsync(fetchArgs(`docker://${front.host}/tspod/absolute:1`));
     expect(result.status, result.stderr).toBe(0);
     expect(fs.existsSync(path.join('/tmp', marker))).toBe(false);
     const dest = path.join(env.base, 'render');
@@ -371,7 +285,7 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
       { entries: [{ name: 'bin/', type: 'directory' }, { name: 'bin/tool', content: '#!/bin/sh\necho lower\n' }, { name: 'etc', type: 'symlink', linkname: '/etc' }] },
       { entries: [{ name: 'usr/', type: 'directory' }, { name: 'usr/tool', type: 'link', linkname: 'bin/tool' }] },
     ]);
-    const ok = await runAsync(env, fetchArgs(`docker://${front.host}/tspod/hardlink:1`));
+    const ok = await env.runAsync(fetchArgs(`docker://${front.host}/tspod/hardlink:1`));
     expect(ok.status, ok.stderr).toBe(0);
     const dest = path.join(env.base, 'render');
     env.ok(['image', 'render', ok.stdout.trim(), dest]);
@@ -383,7 +297,7 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
       { entries: [{ name: 'etc', type: 'symlink', linkname: '/etc' }] },
       { entries: [{ name: 'stolen', type: 'link', linkname: 'etc/passwd' }] },
     ]);
-    const bad = await runAsync(env, fetchArgs(`docker://${front.host}/tspod/hardlink-bad:1`));
+    const bad = await env.runAsync(fetchArgs(`docker://${front.host}/tspod/hardlink-bad:1`));
     expect(bad.status).toBe(254);
     expect(bad.stderr).toMatch(/hardlink target etc\/passwd goes through the symlink etc/);
     expect(env.json<{ id: string }[]>(['image', 'list']).map((i) => i.id)).toEqual([ok.stdout.trim()]);

@@ -5,7 +5,6 @@
 // of a real GnuPG home; lookasides configured in registries.d as file:// and as https:// on a
 // loopback server with a test CA; policy.json scopes; an oci: layout with --signature.
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,12 +13,11 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { TspodEnv, type CliResult } from '../support/cli.js';
+import { TspodEnv } from '../support/cli.js';
 import { GpgHome, hasGpg, type GpgKey } from '../support/gpg.js';
 import { hasOpenssl, makeTestCa, startServer, respond, type TestCa, type TestServer } from '../support/https-server.js';
+import { sha256 } from '../support/oci-layout.js';
 import { hasRegistryTools, pushImage, REGISTRY_SKIP_REASON, startRegistry, type BuiltImage, type TestRegistry } from '../support/registry.js';
-
-const sha256 = (bytes: Uint8Array): string => `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
 
 class SignedEnv extends TspodEnv {
   constructor(private readonly extra: NodeJS.ProcessEnv = {}) {
@@ -31,16 +29,6 @@ class SignedEnv extends TspodEnv {
   }
 }
 
-/** The CLI run without blocking this process, whose event loop serves the front. */
-async function run(env: TspodEnv, args: string[]): Promise<CliResult> {
-  const child = env.spawn(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { status, stdout, stderr };
-}
 
 describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of signed OCI images (${REGISTRY_SKIP_REASON}, gpg, openssl)`, () => {
   let registry: TestRegistry;
@@ -158,7 +146,7 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     const env = newEnv();
     trust(env, `docker://${host}/team`);
     registriesD(env, `docker:\n  ${host}/team:\n    lookaside: file://${lookaside}\n`);
-    const result = await run(env, ['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    const result = await env.runAsync(['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).not.toMatch(/signature not checked/);
     const out = lastJson<{ signer: string; record: { source: { signer: string } } }>(result.stdout);
@@ -173,7 +161,7 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     trust(env, `docker://${host}/team`);
     registriesD(env, `default-docker:\n  lookaside: file://${lookaside}\n`);
     requests.length = 0;
-    const result = await run(env, ['fetch', '--insecure-options=http', `docker://${host}/team/unsigned:1.0`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/unsigned:1.0`]);
     expect(result.status).toBe(254);
     expect(result.stderr).toMatch(/scope default: requirement 1 \(signedBy\): a signature is required, but the image has none/);
     expect(result.stderr).toMatch(/tspod fetch --insecure-options=image docker:/);
@@ -192,7 +180,7 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     putLookaside(base, 'team/app', app.digest, sign(app.manifest, `${host}/team/app:1.0`, stranger));
     registriesD(env, `docker:\n  ${host}:\n    lookaside: file://${base}\n`);
     requests.length = 0;
-    const result = await run(env, ['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
     expect(result.status).toBe(254);
     expect(result.stderr).toContain(`signed by key ${stranger.fp}, which is not trusted for docker://${host}/team/app`);
     expect(result.stderr).toContain(`tspod trust --prefix docker://${host}/team/app KEYFILE`);
@@ -209,7 +197,7 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     // Signed for the right name, but over other/app's manifest, and stored under team/app's digest.
     putLookaside(base, 'team/app', app.digest, sign(other.manifest, `${host}/team/app:1.0`));
     registriesD(env, `default-docker:\n  lookaside: file://${base}\n`);
-    const result = await run(env, ['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
     expect(result.status).toBe(254);
     expect(result.stderr).toContain(`is for manifest ${other.digest}, not ${app.digest}`);
     nothingStored(env);
@@ -222,12 +210,12 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     const app = images.get('team/app')!;
     putLookaside(base, 'team/app', app.digest, sign(app.manifest, `${host}/team/app:2.0`));
     registriesD(env, `default-docker:\n  lookaside: file://${base}\n`);
-    const result = await run(env, ['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    const result = await env.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
     expect(result.status).toBe(254);
     expect(result.stderr).toContain(`signed for ${host}/team/app:2.0, not ${host}/team/app:1.0 (matchRepoDigestOrExact)`);
     nothingStored(env);
     // By digest, the repository is what must match: the same signature is accepted.
-    const byDigest = await run(env, ['fetch', '--insecure-options=http', `docker://${host}/team/app@${app.digest}`]);
+    const byDigest = await env.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/app@${app.digest}`]);
     expect(byDigest.status, byDigest.stderr).toBe(0);
   });
 
@@ -247,20 +235,20 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     });
     const policyFile = path.join(env.localConfig, 'policy.json');
     requests.length = 0;
-    const rejected = await run(env, ['fetch', '--insecure-options=http', `docker://${host}/team/rejected:1.0`]);
+    const rejected = await env.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/rejected:1.0`]);
     expect(rejected.status).toBe(254);
     expect(rejected.stderr).toContain(`refused by ${policyFile}, scope transports.docker["${host}/team/rejected:1.0"]: requirement 1 (reject) rejects every image there`);
     expect(layerRequested('team/rejected')).toBe(false);
-    const other = await run(env, ['fetch', '--insecure-options=http', `docker://${host}/other/app:1.0`]);
+    const other = await env.runAsync(['fetch', '--insecure-options=http', `docker://${host}/other/app:1.0`]);
     expect(other.status).toBe(254);
     expect(other.stderr).toContain('scope default: requirement 1 (reject)');
     nothingStored(env);
 
-    const unsigned = await run(env, ['fetch', '--insecure-options=http', `docker://${host}/team/unsigned:1.0`]);
+    const unsigned = await env.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/unsigned:1.0`]);
     expect(unsigned.status, unsigned.stderr).toBe(0);
     expect(unsigned.stderr).toContain(`accepted without a signature by ${policyFile} (transports.docker["${host}/team/unsigned"])`);
     expect(env.json<{ signer: string | null }[]>(['image', 'list']).map((i) => i.signer)).toEqual([null]);
-    const signed = await run(env, ['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    const signed = await env.runAsync(['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
     expect(signed.status, signed.stderr).toBe(0);
     expect(lastJson<{ signer: string | null }>(signed.stdout).signer).toBe(signer.fp);
   });
@@ -269,7 +257,7 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     const env = newEnv();
     registriesD(env, `default-docker:\n  lookaside: file://${lookaside}\n`);
     policy(env, { default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: keyFile(signer) }] });
-    const ok = await run(env, ['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    const ok = await env.runAsync(['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(lastJson<{ signer: string }>(ok.stdout).signer).toBe(signer.fp);
 
@@ -277,7 +265,7 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     trust(env2, `docker://${host}/team`); // trusted in the keystore, but the policy names another key
     registriesD(env2, `default-docker:\n  lookaside: file://${lookaside}\n`);
     policy(env2, { default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: keyFile(stranger) }] });
-    const refused = await run(env2, ['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    const refused = await env2.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
     expect(refused.status).toBe(254);
     expect(refused.stderr).toContain(`signed by key ${signer.fp}`);
     expect(refused.stderr).toMatch(/add the key .* to the keys of this signedBy/);
@@ -289,7 +277,7 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     trust(env, `docker://${host}/team/ext`);
     const ext = images.get('team/ext')!;
     extension.set('team/ext', new Map([[ext.digest, [sign(ext.manifest, `${host}/team/ext:1.0`)]]]));
-    const result = await run(env, ['fetch', '--json', '--insecure-options=http', `docker://${host}/team/ext:1.0`]);
+    const result = await env.runAsync(['fetch', '--json', '--insecure-options=http', `docker://${host}/team/ext:1.0`]);
     expect(result.status, result.stderr).toBe(0);
     expect(lastJson<{ signer: string }>(result.stdout).signer).toBe(signer.fp);
   });
@@ -309,7 +297,7 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
       const env = newEnv({ NODE_EXTRA_CA_CERTS: ca.caCertPath });
       trust(env, `docker://${host}/team/app`);
       registriesD(env, `docker:\n  ${host}/team/app:\n    sigstore: ${server.origin}/sigs/\n  ${host}/team:\n    lookaside: file:///nonexistent\n`);
-      const result = await run(env, ['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+      const result = await env.runAsync(['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
       expect(result.status, result.stderr).toBe(0);
       expect(lastJson<{ signer: string }>(result.stdout).signer).toBe(signer.fp);
       expect(server.requests.map((r) => r.url)).toEqual([`${dir}/signature-1`, `${dir}/signature-2`, `${dir}/signature-3`]);
@@ -326,22 +314,22 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     const sigFile = path.join(work, 'layout.sig');
     fs.writeFileSync(sigFile, sign(app.manifest, 'example.test/team/app:1.0'));
     const env = newEnv();
-    const refused = await run(env, ['fetch', `oci:${layout}:1.0`]);
+    const refused = await env.runAsync(['fetch', `oci:${layout}:1.0`]);
     expect(refused.status).toBe(254);
     expect(refused.stderr).toContain('a signature is required, but the image has none');
     expect(refused.stderr).toContain(`tspod fetch --signature SIGFILE oci:${layout}:1.0`);
-    const untrusted = await run(env, ['fetch', '--signature', sigFile, `oci:${layout}:1.0`]);
+    const untrusted = await env.runAsync(['fetch', '--signature', sigFile, `oci:${layout}:1.0`]);
     expect(untrusted.status).toBe(254);
     expect(untrusted.stderr).toContain(`tspod trust --prefix docker://example.test/team/app KEYFILE`);
     nothingStored(env);
     trust(env, 'docker://example.test/team');
-    const ok = await run(env, ['fetch', '--json', '--signature', sigFile, `oci:${layout}:1.0`]);
+    const ok = await env.runAsync(['fetch', '--json', '--signature', sigFile, `oci:${layout}:1.0`]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(lastJson<{ signer: string }>(ok.stdout).signer).toBe(signer.fp);
     // An insecureAcceptAnything entry for the layout's path accepts it unsigned.
     const env2 = newEnv();
     policy(env2, { default: [{ type: 'reject' }], transports: { oci: { [layout]: [{ type: 'insecureAcceptAnything' }] } } });
-    const accepted = await run(env2, ['fetch', `oci:${layout}:1.0`]);
+    const accepted = await env2.runAsync(['fetch', `oci:${layout}:1.0`]);
     expect(accepted.status, accepted.stderr).toBe(0);
     expect(accepted.stderr).toContain(`transports.oci["${layout}"]`);
   });

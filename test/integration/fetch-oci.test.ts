@@ -5,85 +5,22 @@
 // skopeo. The refusals leave the store empty; a corrupted blob in the registry's storage is caught
 // by its digest. As root with actool: a pod runs busybox-static from a docker image.
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
 
-import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { TspodEnv } from '../support/cli.js';
-import { hasRegistryTools, REGISTRY_SKIP_REASON, startRegistry, type TestRegistry } from '../support/registry.js';
+import { buildLayout, type TarEntry } from '../support/oci-layout.js';
+import { hasRegistryTools, REGISTRY_SKIP_REASON, skopeoPush, startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasCommand } from '../support/tools.js';
 
 const hasUmoci = hasCommand('umoci', ['--version']);
 const isRoot = process.geteuid?.() === 0;
 const canRunPods = isRoot && hasCommand('actool', ['version']) && fs.existsSync('/bin/busybox');
 
-interface LayerEntry {
-  name: string;
-  type?: 'file' | 'directory' | 'symlink' | 'link';
-  content?: string | Buffer;
-  linkname?: string;
-  mode?: number;
-}
-
-const sha256 = (bytes: Uint8Array): string => `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
-
-async function tarOf(entries: LayerEntry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const e of entries) {
-    const type = e.type ?? 'file';
-    const header = { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(0), ...(e.linkname ? { linkname: e.linkname } : {}) };
-    if (type === 'file') pack.entry(header, e.content ?? '');
-    else pack.entry(header);
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** An OCI layout in `dir` holding one image tagged `tag`: gzip layers (lowest first) and a config. */
-async function buildLayout(dir: string, tag: string, layers: LayerEntry[][], config: object): Promise<void> {
-  const blobs = path.join(dir, 'blobs', 'sha256');
-  fs.mkdirSync(blobs, { recursive: true });
-  const write = (bytes: Buffer): { digest: string; size: number } => {
-    const digest = sha256(bytes);
-    fs.writeFileSync(path.join(blobs, digest.slice(7)), bytes);
-    return { digest, size: bytes.length };
-  };
-  const diffIds: string[] = [];
-  const layerDescs = [];
-  for (const entries of layers) {
-    const raw = await tarOf(entries);
-    diffIds.push(sha256(raw));
-    layerDescs.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...write(zlib.gzipSync(raw)) });
-  }
-  const cfg = write(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', ...config, rootfs: { type: 'layers', diff_ids: diffIds } })));
-  const manifest = write(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg },
-        layers: layerDescs,
-      }),
-    ),
-  );
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  fs.writeFileSync(
-    path.join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': tag } }],
-    }),
-  );
-}
-
-const WHITEOUT_LAYERS: LayerEntry[][] = [
+const WHITEOUT_LAYERS: TarEntry[][] = [
   [
     { name: 'etc/', type: 'directory' },
     { name: 'etc/keep', content: 'kept\n' },
@@ -134,8 +71,8 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
     registry = await startRegistry();
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-oci-it-'));
     whiteoutLayout = path.join(work, 'whiteouts');
-    await buildLayout(whiteoutLayout, 't', WHITEOUT_LAYERS, WHITEOUT_CONFIG);
-    skopeo('--dest-tls-verify=false', `oci:${whiteoutLayout}:t`, `docker://${registry.host}/tspod/whiteouts:1.0`);
+    await buildLayout(whiteoutLayout, 't', { layers: WHITEOUT_LAYERS, config: WHITEOUT_CONFIG });
+    skopeoPush(whiteoutLayout, `${registry.host}/tspod/whiteouts:1.0`);
   }, 60_000);
 
   afterAll(async () => {
@@ -196,8 +133,8 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
     const layout = path.join(work, 'aba');
     const a = [{ name: 'which', content: 'A\n' }];
     const b = [{ name: 'which', content: 'B\n' }, { name: 'only-b', content: 'b\n' }];
-    await buildLayout(layout, 't', [a, b, a], { config: { Cmd: ['/which'] } });
-    skopeo('--dest-tls-verify=false', `oci:${layout}:t`, `docker://${registry.host}/tspod/aba:1`);
+    await buildLayout(layout, 't', { layers: [a, b, a], config: { config: { Cmd: ['/which'] } } });
+    skopeoPush(layout, `${registry.host}/tspod/aba:1`);
     const result = env.run(['fetch', '--insecure-options=image,http', `docker://${registry.host}/tspod/aba:1`]);
     expect(result.status, result.stderr).toBe(0);
     const dest = path.join(env.base, 'render');
@@ -246,8 +183,8 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
   it('refuses a registry blob whose bytes do not match its digest, nothing stored', async () => {
     const env = newEnv();
     const layout = path.join(work, 'corrupt');
-    await buildLayout(layout, 't', [[{ name: 'data', content: 'x'.repeat(4096) }]], { config: { Cmd: ['/data'] } });
-    skopeo('--dest-tls-verify=false', `oci:${layout}:t`, `docker://${registry.host}/tspod/corrupt:1`);
+    await buildLayout(layout, 't', { layers: [[{ name: 'data', content: 'x'.repeat(4096) }]], config: { config: { Cmd: ['/data'] } } });
+    skopeoPush(layout, `${registry.host}/tspod/corrupt:1`);
     const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     const manifest = JSON.parse(fs.readFileSync(path.join(layout, 'blobs/sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
     const blob = registry.blobPath(manifest.layers[0]!.digest);
@@ -297,10 +234,8 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
   it.skipIf(!canRunPods)('tspod run docker://127.0.0.1:PORT/busybox:1 runs busybox-static from a docker image (needs root, actool, /bin/busybox)', async () => {
     const env = newEnv();
     const layout = path.join(work, 'busybox');
-    await buildLayout(
-      layout,
-      't',
-      [
+    await buildLayout(layout, 't', {
+      layers: [
         [
           { name: 'bin/', type: 'directory' },
           { name: 'bin/busybox', content: fs.readFileSync('/bin/busybox'), mode: 0o755 },
@@ -308,9 +243,9 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
           { name: 'bin/echo', type: 'symlink', linkname: 'busybox' },
         ],
       ],
-      { config: { Entrypoint: ['/bin/echo'], Cmd: ['hello from a docker image'], Env: ['PATH=/bin'] } },
-    );
-    skopeo('--dest-tls-verify=false', `oci:${layout}:t`, `docker://${registry.host}/tspod/busybox:1`);
+      config: { config: { Entrypoint: ['/bin/echo'], Cmd: ['hello from a docker image'], Env: ['PATH=/bin'] } },
+    });
+    skopeoPush(layout, `${registry.host}/tspod/busybox:1`);
     const result = env.run(['run', '--insecure-options=image,http', `docker://${registry.host}/tspod/busybox:1`]);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain('hello from a docker image');

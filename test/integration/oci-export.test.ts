@@ -9,20 +9,18 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ImageManifest } from '../../src/appc/types.js';
 import { TspodEnv } from '../support/cli.js';
+import { buildLayout, sha256 } from '../support/oci-layout.js';
 import { tarOf, type TarEntry } from '../support/tar.js';
 import { hasCommand } from '../support/tools.js';
 
 const hasTools = hasCommand('skopeo', ['--version']) && hasCommand('umoci', ['--version']);
 const SKIP_REASON = 'needs skopeo and umoci (apt-get install -y skopeo umoci)';
 const isRoot = process.geteuid?.() === 0;
-
-const sha256 = (bytes: Uint8Array): string => `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
 
 interface Node {
   path: string;
@@ -262,43 +260,22 @@ describe.skipIf(!hasTools)(`tspod image export --format oci (${SKIP_REASON})`, (
 
   it('exports an image fetched from an OCI layout: config fields and tree as fetched, digest listed', async () => {
     const source = path.join(work, 'src-layout');
-    const blobs = path.join(source, 'blobs', 'sha256');
-    fs.mkdirSync(blobs, { recursive: true });
-    const write = (bytes: Buffer): { digest: string; size: number } => {
-      const digest = sha256(bytes);
-      fs.writeFileSync(path.join(blobs, digest.slice(7)), bytes);
-      return { digest, size: bytes.length };
-    };
-    const raw = await tarOf([
-      { name: 'usr/', type: 'directory', mode: 0o755 },
-      { name: 'usr/bin/', type: 'directory', mode: 0o755 },
-      { name: 'usr/bin/tool', content: '#!/bin/sh\n', mode: 0o755 },
-      { name: 'srv/', type: 'directory', mode: 0o755 },
-      { name: 'srv/data', content: 'data\n', mode: 0o640, uid: 33, gid: 33 },
-    ]);
-    const layer = write(zlib.gzipSync(raw));
     const original = {
-      architecture: 'amd64',
-      os: 'linux',
       config: { Entrypoint: ['/usr/bin/tool'], Cmd: ['--flag'], Env: ['PATH=/usr/bin'], WorkingDir: '/srv', User: '33:33', Labels: { maintainer: 'me' } },
-      rootfs: { type: 'layers', diff_ids: [sha256(raw)] },
     };
-    const config = write(Buffer.from(JSON.stringify(original)));
-    const manifest = write(
-      Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-        }),
-      ),
-    );
-    fs.writeFileSync(path.join(source, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    fs.writeFileSync(
-      path.join(source, 'index.json'),
-      JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': '2.0' } }] }),
-    );
+    const { manifest } = await buildLayout(source, '2.0', {
+      layers: [
+        [
+          { name: 'usr/', type: 'directory', mode: 0o755 },
+          { name: 'usr/bin/', type: 'directory', mode: 0o755 },
+          { name: 'usr/bin/tool', content: '#!/bin/sh\n', mode: 0o755 },
+          { name: 'srv/', type: 'directory', mode: 0o755 },
+          { name: 'srv/data', content: 'data\n', mode: 0o640, uid: 33, gid: 33 },
+        ],
+      ],
+      config: original,
+      tarDefaults: {}, // tar.ts's fixed mtime, as this layer always had
+    });
     const id = env.ok(['fetch', '--insecure-options=image', `oci:${source}:2.0`]).trim();
     const entry = env.json<{ id: string; ociDigest: string | null }[]>(['image', 'list']).find((e) => e.id === id);
     expect(entry?.ociDigest).toBe(manifest.digest);

@@ -15,6 +15,7 @@ import { convertConfig } from '../../src/oci/convert.js';
 import { applyLayers, layerSources } from '../../src/oci/layers.js';
 import { blobPath, parseLayoutReference, readLayout, readLayoutArchive, writeLayout, type LayoutImage } from '../../src/oci/layout.js';
 import { libcSyscalls } from '../../src/sys/index.js';
+import { writeImageIndex } from '../support/oci-layout.js';
 import { scratchDirs } from '../support/scratch.js';
 import { tarOf as tarOfEntries, type TarEntry } from '../support/tar.js';
 import { hasCommand } from '../support/tools.js';
@@ -222,14 +223,9 @@ describe.skipIf(!canBuild)(`OCI layouts built by umoci${canBuild ? '' : ` (skipp
     const real = index.manifests[0];
     const arch = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
     const nested = (archs: string[]) => {
-      const bytes = Buffer.from(JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.index.v1+json',
-        manifests: archs.map((a) => ({ mediaType: real.mediaType, digest: real.digest, size: real.size, platform: { os: 'linux', architecture: a } })),
-      }));
-      const digest = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
-      fs.writeFileSync(blobPath(copy, digest), bytes);
-      index.manifests = [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest, size: bytes.length, annotations: real.annotations }];
+      const manifest = { mediaType: real.mediaType, digest: real.digest, size: real.size };
+      const nestedIndex = writeImageIndex(copy, archs.map((a) => ({ manifest, platform: { os: 'linux', architecture: a } })));
+      index.manifests = [{ ...nestedIndex, annotations: real.annotations }];
       fs.writeFileSync(`${copy}/index.json`, JSON.stringify(index));
     };
     nested(['s390x-none', arch]);

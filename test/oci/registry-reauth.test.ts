@@ -16,8 +16,7 @@ import { parseReference } from '../../src/oci/reference.js';
 import { RegistryClient, RegistryError, type RegistryClientOptions } from '../../src/oci/registry.js';
 import { libcSyscalls } from '../../src/sys/index.js';
 import { hasOpenssl, makeTestCa, type TestCa } from '../support/https-server.js';
-import { pushLayeredImage, type LayeredImage } from '../support/layered-image.js';
-import { hasRegistryTools, REGISTRY_SKIP_REASON, startRegistry, type TestRegistry } from '../support/registry.js';
+import { hasRegistryTools, pushLayeredImage, REGISTRY_SKIP_REASON, startRegistry, type LayeredImage, type TestRegistry } from '../support/registry.js';
 import { startTokenRegistry, type TokenRegistry, type TokenRegistryOptions } from '../support/token-registry.js';
 
 const USERS = { alice: 'pa:ss' };

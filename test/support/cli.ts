@@ -65,6 +65,22 @@ export class TspodEnv {
     return JSON.parse(this.ok([...args, '--json'])) as T;
   }
 
+  /**
+   * Like run, without blocking this process: for tests whose own servers (a registry front, a
+   * token endpoint) must keep answering while the command runs.
+   */
+  runAsync(args: string[]): Promise<CliResult> {
+    return new Promise((resolve, reject) => {
+      const child = this.spawn(args);
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+  }
+
   spawn(args: string[]): ChildProcess {
     return spawn(process.execPath, this.argv(args), { stdio: ['ignore', 'pipe', 'pipe'], env: this.childEnv() });
   }

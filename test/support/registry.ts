@@ -1,17 +1,15 @@
 // Test helper: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 and a free port, with a
 // config written here (storage in a temp dir, no auth: the packaged config demands htpasswd, see
-// shared/docs/peers.md §1), and tiny OCI layouts built by hand (a tar layer from tar-stream, a
-// config, a manifest, optionally an index of several platforms) pushed with `skopeo copy`.
+// shared/docs/peers.md §1), and tiny OCI images (test/support/oci-layout.ts: one gzip layer each, or
+// several for the re-authentication tests, optionally an index of several platforms) pushed with
+// `skopeo copy`.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
 
-import tar from 'tar-stream';
-
+import { buildLayout, fileEntries, sha256, writeImage, writeLayoutIndex, type Descriptor } from './oci-layout.js';
 import { hasCommand } from './tools.js';
 
 export const hasRegistryTools = hasCommand('docker-registry', ['--version']) && hasCommand('skopeo', ['--version']);
@@ -122,47 +120,12 @@ export interface BuiltImage {
   architecture: string;
 }
 
-function sha256(bytes: Uint8Array): string {
-  return `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
-}
-
-function writeBlob(layout: string, bytes: Uint8Array): { digest: string; size: number } {
-  const digest = sha256(bytes);
-  const dir = path.join(layout, 'blobs', 'sha256');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, digest.slice(7)), bytes);
-  return { digest, size: bytes.length };
-}
-
-async function tarOf(files: Record<string, string>): Promise<Uint8Array> {
-  const pack = tar.pack();
-  for (const [name, content] of Object.entries(files)) pack.entry({ name, mtime: new Date(0) }, content);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return new Uint8Array(Buffer.concat(chunks));
-}
-
-/** One image (config + one uncompressed tar layer + manifest) written into an OCI layout dir. */
-async function addImage(layout: string, architecture: string, files: Record<string, string>): Promise<BuiltImage & { manifestSize: number }> {
-  // gzip: skopeo compresses an uncompressed layer on push, which would change every digest.
-  const layerBytes = new Uint8Array(zlib.gzipSync(await tarOf(files)));
-  const diffId = sha256(zlib.gunzipSync(layerBytes));
-  const layer = writeBlob(layout, layerBytes);
-  const config = writeBlob(
-    layout,
-    Buffer.from(JSON.stringify({ architecture, os: 'linux', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [diffId] } })),
-  );
-  const manifestBytes = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-    }),
-  );
-  const manifest = writeBlob(layout, manifestBytes);
+/** One image (config + one gzip layer of `files` + manifest) written into an OCI layout dir. */
+async function addImage(layout: string, architecture: string, files: Record<string, string>): Promise<BuiltImage & { manifestSize: number; manifest: Descriptor }> {
+  const { manifest, config, layers } = await writeImage(layout, { layers: [fileEntries(files)], config: { architecture, config: { Cmd: ['/hello'] } } });
+  const layer = layers[0]!;
   return {
+    manifest,
     manifestDigest: manifest.digest,
     manifestSize: manifest.size,
     configDigest: config.digest,
@@ -173,33 +136,42 @@ async function addImage(layout: string, architecture: string, files: Record<stri
   };
 }
 
-function writeLayout(layout: string, entry: object): void {
-  fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  fs.writeFileSync(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [entry] }));
-}
-
 export interface PushOptions {
   /** `--format v2s2`: skopeo converts to Docker schema 2 media types. */
   format?: 'oci' | 'v2s2';
   /** `user:password` for a registry with htpasswd. */
   creds?: string;
+  /** `--all`: every image of an index, not only this machine's. */
+  all?: boolean;
+  /** The layout's tag to push (`t` unless given). */
+  tag?: string;
 }
 
-function skopeoPush(layout: string, dest: string, all: boolean, opts: PushOptions = {}): void {
+/** `skopeo copy` of the image tagged `t` (or `opts.tag`) in `layout` to `docker://dest` (plain http). */
+export function skopeoPush(layout: string, dest: string, opts: PushOptions = {}): void {
   execFileSync(
     'skopeo',
     [
       'copy',
       '--quiet',
-      ...(all ? ['--all'] : []),
+      ...(opts.all ? ['--all'] : []),
       ...(opts.format ? ['--format', opts.format] : []),
       ...(opts.creds ? ['--dest-creds', opts.creds] : []),
       '--dest-tls-verify=false',
-      `oci:${layout}:t`,
+      `oci:${layout}:${opts.tag ?? 't'}`,
       `docker://${dest}`,
     ],
     { stdio: 'pipe' },
   );
+}
+
+async function withLayout<T>(build: (layout: string) => Promise<T>): Promise<T> {
+  const layout = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-layout-'));
+  try {
+    return await build(layout);
+  } finally {
+    fs.rmSync(layout, { recursive: true, force: true });
+  }
 }
 
 /** The digest of the manifest as stored by the registry (after any conversion by skopeo). */
@@ -215,45 +187,39 @@ export async function pushImage(
   files: Record<string, string> = { hello: 'hello world\n' },
   push: PushOptions = {},
 ): Promise<BuiltImage> {
-  const layout = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-layout-'));
-  try {
-    const img = await addImage(layout, 'amd64', files);
-    writeLayout(layout, {
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      digest: img.manifestDigest,
-      size: img.manifestSize,
-      annotations: { 'org.opencontainers.image.ref.name': 't' },
-    });
-    skopeoPush(layout, `${registry.host}/${repoTag}`, false, push);
+  return withLayout(async (layout) => {
+    const { manifest, ...img } = await addImage(layout, 'amd64', files);
+    writeLayoutIndex(layout, 't', manifest);
+    skopeoPush(layout, `${registry.host}/${repoTag}`, push);
     return img;
-  } finally {
-    fs.rmSync(layout, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Builds an index of linux/amd64 and linux/arm64/v8 images and pushes it with `skopeo copy --all`. */
 export async function pushMultiArch(registry: TestRegistry, repoTag: string): Promise<{ indexDigest: string; images: BuiltImage[] }> {
-  const layout = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-layout-'));
-  try {
-    const amd = await addImage(layout, 'amd64', { arch: 'amd64\n' });
-    const arm = await addImage(layout, 'arm64', { arch: 'arm64\n' });
-    const index = writeBlob(
-      layout,
-      Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: 'application/vnd.oci.image.index.v1+json',
-          manifests: [
-            { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd.manifestDigest, size: amd.manifestSize, platform: { os: 'linux', architecture: 'amd64' } },
-            { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: arm.manifestDigest, size: arm.manifestSize, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-          ],
-        }),
-      ),
-    );
-    writeLayout(layout, { mediaType: 'application/vnd.oci.image.index.v1+json', ...index, annotations: { 'org.opencontainers.image.ref.name': 't' } });
-    skopeoPush(layout, `${registry.host}/${repoTag}`, true);
+  return withLayout(async (layout) => {
+    const { manifest: amdManifest, ...amd } = await addImage(layout, 'amd64', { arch: 'amd64\n' });
+    const { manifest: armManifest, ...arm } = await addImage(layout, 'arm64', { arch: 'arm64\n' });
+    const index = writeLayoutIndex(layout, 't', [
+      { manifest: amdManifest, platform: { os: 'linux', architecture: 'amd64' } },
+      { manifest: armManifest, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    ]);
+    skopeoPush(layout, `${registry.host}/${repoTag}`, { all: true });
     return { indexDigest: index.digest, images: [amd, arm] };
-  } finally {
-    fs.rmSync(layout, { recursive: true, force: true });
-  }
+  });
+}
+
+export interface LayeredImage {
+  manifestDigest: string;
+  configDigest: string;
+  layers: { digest: string; size: number }[];
+}
+
+/** Pushes `registry/repoTag`: linux/amd64, one gzip layer (mode 0644 files) per entry of `layers`, lowest first. */
+export async function pushLayeredImage(registry: TestRegistry, repoTag: string, layers: Record<string, string>[]): Promise<LayeredImage> {
+  return withLayout(async (layout) => {
+    const image = await buildLayout(layout, 't', { layers: layers.map(fileEntries), config: { config: { Cmd: ['/bin/true'] } } });
+    skopeoPush(layout, `${registry.host}/${repoTag}`);
+    return { manifestDigest: image.manifest.digest, configDigest: image.config.digest, layers: image.layers.map(({ digest, size }) => ({ digest, size })) };
+  });
 }
