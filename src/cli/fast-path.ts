@@ -1,9 +1,11 @@
 // The fast path of bin/run.js for the commands whose start-up time users feel on every pod:
-// `tspod run`, `tspod run-prepared UUID` and `tspod enter`. Loading oclif alone costs about 95 ms
-// of Node start-up (stage1/README.md, "Process model"), so these are dispatched here without it:
-// they parse their own grammars anyway (src/pod/run-args.ts, src/pod/enter.ts) with the global
-// flags from one table (src/cli/global-flags.ts), and errors are reported by the same function the
-// oclif commands use. `--help`, and any form these parsers leave to oclif, go through oclif.
+// `tspod run`, `tspod run-prepared UUID` and `tspod enter`, and the plain `tspod fetch [--quiet]
+// IMAGE` (part of every timed pull). Loading oclif alone costs about 95 ms of Node start-up
+// (stage1/README.md, "Process model"), so these are dispatched here without it: they parse their
+// own grammars anyway (src/pod/run-args.ts, src/pod/enter.ts; fetch's plain form has one word and
+// one switch) with the global flags from one table (src/cli/global-flags.ts), and errors are
+// reported by the same function the oclif commands use. `--help`, and any form these parsers leave
+// to oclif (fetch with any other flag), go through oclif.
 import { Context } from './context.js';
 import { globalFlagArity, takeGlobalFlags, type GlobalFlagValues } from './global-flags.js';
 import { reportError } from './report-error.js';
@@ -44,7 +46,33 @@ function networkConfigOf(flags: GlobalFlagValues): { localConfig: string; system
   return { localConfig: flags['local-config'], systemConfig: flags['system-config'] };
 }
 
+/** fetch's plain form: the words after `fetch` without global flags are IMAGE and at most one --quiet/-q. */
+function plainFetch(rest: readonly string[]): { image: string; quiet: boolean } | undefined {
+  let words: string[];
+  try {
+    words = takeGlobalFlags(rest).rest;
+  } catch {
+    return undefined; // a global value flag without its value: oclif reports it
+  }
+  const isQuiet = (w: string): boolean => w === '--quiet' || w === '-q';
+  const quiet = words.filter(isQuiet);
+  const images = words.filter((w) => !isQuiet(w));
+  if (quiet.length > 1 || images.length !== 1 || images[0]!.startsWith('-')) return undefined;
+  return { image: images[0]!, quiet: quiet.length === 1 };
+}
+
 const FAST_COMMANDS: Record<string, FastCommand> = {
+  fetch: {
+    accepts: (rest) => plainFetch(rest) !== undefined,
+    async run(leading, rest) {
+      const { flags } = takeGlobalFlags([...leading, ...rest]);
+      const { image, quiet } = plainFetch(rest)!;
+      const { runFetchCommand } = await import('./fetch-command.js');
+      const input = { image, quiet, json: false, pullPolicy: 'update' as const, noStore: false, labels: [] };
+      await runFetchCommand(input, contextOf(flags), (line) => process.stdout.write(`${line}\n`));
+      return 0;
+    },
+  },
   run: {
     // The words after an app's `--` are the app's, `--help` among them.
     accepts: (rest) => !rest.slice(0, rest.includes('--') ? rest.indexOf('--') : undefined).some(isHelp),

@@ -1,12 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 
-import { parseLabelFlag } from '../appc/labels.js';
 import { TspodCommand } from '../cli/base-command.js';
+import { runFetchCommand } from '../cli/fetch-command.js';
 import { PULL_POLICIES, type FetchResult, type PullPolicy } from '../fetch/context.js';
-import { fetchImage } from '../fetch/index.js';
-import { withPlatform } from '../fetch/platform-request.js';
-import { PLATFORM_FLAG_HELP, platformFromFlags } from '../oci/platform.js';
-import { chooseProgressMode, createProgressReporter } from '../output/progress.js';
+import { PLATFORM_FLAG_HELP } from '../oci/platform.js';
 
 export default class Fetch extends TspodCommand<typeof Fetch> {
   static override summary = 'Fetch an image by name, URL or file, verify it against the trust policy and store it';
@@ -55,35 +52,22 @@ export default class Fetch extends TspodCommand<typeof Fetch> {
   };
 
   public async run(): Promise<FetchResult> {
-    const json = this.jsonEnabled();
-    const quiet = this.flags.quiet;
-    const progress = createProgressReporter({
-      mode: chooseProgressMode({ json, quiet, stderrIsTTY: process.stderr.isTTY === true, term: process.env.TERM }),
-      stderr: process.stderr,
-      stdout: process.stdout,
-    });
-    const platform = platformFromFlags({ os: this.flags.os, arch: this.flags.arch, variant: this.flags.variant });
-    const request = withPlatform(
-      this.args.image,
+    return runFetchCommand(
       {
-        labels: (this.flags.label ?? []).map((l) => parseLabelFlag(l)),
+        image: this.args.image,
+        quiet: this.flags.quiet,
+        json: this.jsonEnabled(),
         pullPolicy: this.flags['pull-policy'] as PullPolicy,
         noStore: this.flags['no-store'],
-        ...(this.flags.signature === undefined ? {} : { signaturePath: this.flags.signature }),
+        labels: this.flags.label ?? [],
+        signature: this.flags.signature,
+        os: this.flags.os,
+        arch: this.flags.arch,
+        variant: this.flags.variant,
       },
-      platform,
+      this.context,
+      (line) => this.log(line),
     );
-    const result = await fetchImage(this.args.image, this.context.fetchContext({ progress }), request);
-    if (!quiet && !json) {
-      for (const image of [result, ...result.dependencies]) {
-        const name = `${image.record.name}${image === result ? '' : ' (dependency)'}`;
-        if (image.outcome === 'in-store') process.stderr.write(`tspod: ${name}: in the store, not fetched (--pull-policy=${this.flags['pull-policy']})\n`);
-        else if (image.outcome === 'not-modified') process.stderr.write(`tspod: ${name}: unchanged on the server (304 Not Modified)\n`);
-        else if (image.signer !== null) process.stderr.write(`tspod: ${name}: signature verified: signed by ${image.signer}\n`);
-      }
-    }
-    this.log(result.record.id);
-    return result;
   }
 
   /** `--json` prints JSON lines (progress events, then this result), so one object per line. */

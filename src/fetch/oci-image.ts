@@ -34,7 +34,6 @@ import { adoptTree } from '../store/trees.js';
 import type { FetchContext, FetchRequest, ImageFetch } from './context.js';
 import { createdOf, writeAci } from './oci-pack.js';
 import { resolveLayout, resolveRegistry, type ResolvedOci } from './oci-sources.js';
-import { networkOf } from './remote-aci.js';
 import type { PolicyImage, SignatureBlob } from '../oci/policy.js';
 
 /** Where the image came from, as recorded in the catalog. */
@@ -163,7 +162,8 @@ async function checkOciSignature(ref: string, resolved: ResolvedOci, ctx: FetchC
     const docker = parseDockerIdentity(resolved.reference.slice('docker://'.length));
     image = { transport: 'docker', reference: resolved.reference, docker, scopes: dockerScopes(docker), editScope: docker.name, digests };
     const registriesDirs = [path.join(keystore.localDir, 'registries.d'), path.join(keystore.systemDir, 'registries.d'), sources.CONTAINERS_REGISTRIES_D];
-    const net = await networkOf(ctx);
+    // Loaded here: the http modules (undici, ~0.1 s of start-up) are for registries, not layouts.
+    const net = await (await import('./remote-aci.js')).networkOf(ctx);
     const client = resolved.registry;
     if (client === undefined) throw new Error('a registry image resolves with its client');
     signatures = async () => [...given, ...(await sources.registrySignatures(docker, digests, { http: net.http, registriesDirs, client }))];

@@ -9,9 +9,9 @@
 // kept; the safe extractor refused devices unless privileged; sockets and FIFOs carry no content
 // and are skipped. Directory times in the tree are set to the archive's, so the tree equals what
 // extracting the archive gives and the store can keep it as the rendered tree (adoptTree). The tree is read synchronously through one large buffer: for ~10k files the
-// cost is the system calls (lstat, open, read, close per file), not a stream per file. The sha512
-// runs on a worker thread (each written 4 MiB buffer is transferred to it and comes back for
-// reuse), so hashing a few hundred MB takes a second core instead of the main thread's time.
+// cost is the system calls (lstat, open, read, close per file), not a stream per file. Writing
+// the archive and its sha512 run on a worker thread (each filled 4 MiB buffer is transferred to
+// it and comes back for reuse), so they take a second core instead of the main thread's time.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -55,33 +55,41 @@ interface Header {
   devminor?: number;
 }
 
-// CommonJS (an eval'd worker): sha512 of every buffer it is sent, each sent back once hashed for
-// reuse; on `null`, the hex digest.
-const HASH_WORKER = `
-const { parentPort } = require('node:worker_threads');
+// CommonJS (an eval'd worker): writes every buffer it is sent to the archive's fd (shared by the
+// threads of the process), hashes it, and sends it back for reuse; on `null`, the hex digest. A
+// write error ends the thread with that error.
+const SINK_WORKER = `
+const fs = require('node:fs');
+const { parentPort, workerData } = require('node:worker_threads');
 const hash = require('node:crypto').createHash('sha512');
 parentPort.on('message', (m) => {
   if (m === null) { parentPort.postMessage(hash.digest('hex')); parentPort.close(); return; }
-  hash.update(new Uint8Array(m.buffer, 0, m.length));
+  const bytes = new Uint8Array(m.buffer, 0, m.length);
+  for (let done = 0; done < m.length; ) done += fs.writeSync(workerData.fd, bytes, done, m.length - done);
+  hash.update(bytes);
   parentPort.postMessage(m.buffer, [m.buffer]);
 });`;
 
-/** Buffers in rotation between the writer and the hashing thread. */
+/** Buffers in rotation between the packer and the sink thread. */
 const POOL_SIZE = 4;
 
 /**
- * sha512 on a worker thread. Full buffers are transferred to it (not copied) and come back once
- * hashed: a few buffers rotate, so no memory is copied or freshly faulted in per flush.
+ * The archive's writer and hasher, on a worker thread: writing (page allocation and copying into
+ * the file) and sha512 cost about as much as reading the tree, so the main thread only reads and
+ * the two halves run on two cores. Full buffers are transferred to it (not copied) and come back
+ * once written and hashed: a few buffers rotate, so no memory is copied or faulted in per flush.
  */
-class HashWorker {
-  private readonly worker = new Worker(HASH_WORKER, { eval: true });
+class ArchiveSink {
+  private readonly worker: Worker;
   private readonly result: Promise<string>;
   private readonly free: ArrayBuffer[] = [];
   private allocated = 0;
-  inFlight = 0;
+  private inFlight = 0;
+  private failure: unknown;
   private wake: (() => void) | undefined;
 
-  constructor() {
+  constructor(fd: number) {
+    this.worker = new Worker(SINK_WORKER, { eval: true, workerData: { fd } });
     this.result = new Promise<string>((resolve, reject) => {
       this.worker.on('message', (m: string | ArrayBuffer) => {
         if (typeof m === 'string') {
@@ -92,8 +100,13 @@ class HashWorker {
         this.free.push(m);
         this.wake?.();
       });
-      this.worker.once('error', reject);
-      this.worker.once('exit', (code) => reject(new Error(`the hashing thread exited (${code}) before its digest`)));
+      const fail = (err: unknown): void => {
+        this.failure ??= err;
+        reject(err as Error);
+        this.wake?.();
+      };
+      this.worker.once('error', fail);
+      this.worker.once('exit', (code) => fail(new Error(`the archive writing thread exited (${code}) before its digest`)));
     });
     this.result.catch(() => {});
   }
@@ -106,53 +119,50 @@ class HashWorker {
     return Buffer.allocUnsafeSlow(BUFFER_SIZE);
   }
 
-  /** Hands over the first `length` bytes of `buf`, which the caller must not touch again. */
+  /** Hands over the first `length` bytes of `buf` (written, then hashed), which the caller must not touch again. */
   update(buf: Buffer, length: number): void {
     const buffer = buf.buffer as ArrayBuffer;
     this.inFlight += 1;
     this.worker.postMessage({ buffer, length }, [buffer]);
   }
 
-  /** Waits while every buffer of the pool is being hashed (lets the thread catch up). */
+  /** Waits while every buffer of the pool is in the thread (lets it catch up); throws its failure. */
   async ready(): Promise<void> {
-    while (this.free.length === 0 && this.allocated >= POOL_SIZE && this.inFlight > 0) {
+    while (this.failure === undefined && this.free.length === 0 && this.allocated >= POOL_SIZE && this.inFlight > 0) {
       await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = undefined;
     }
+    if (this.failure !== undefined) throw this.failure;
   }
 
+  /** The digest, once everything handed over is written. */
   async digest(): Promise<string> {
     this.worker.postMessage(null);
     return this.result;
   }
 
-  stop(): void {
-    void this.worker.terminate();
+  /** Ends the thread; resolves once it can no longer write to the fd (which may then be closed). */
+  async stop(): Promise<void> {
+    await this.worker.terminate().catch(() => {});
   }
 }
 
-/** Writes the archive through a buffer, hashing every byte that reaches the file. */
+/** Builds the archive in buffers that the sink writes and hashes in order. */
 class TarWriter {
-  // After each flush the written buffer goes to the hashing thread and another is taken.
+  // After each flush the filled buffer goes to the sink thread and another is taken.
   private buf: Buffer;
   private used = 0;
   size = 0;
 
-  constructor(
-    private readonly fd: number,
-    private readonly hash: HashWorker,
-  ) {
-    this.buf = hash.take();
+  constructor(private readonly sink: ArchiveSink) {
+    this.buf = sink.take();
   }
 
   private flush(): void {
     if (this.used === 0) return;
-    const chunk = this.buf.subarray(0, this.used);
-    let done = 0;
-    while (done < chunk.length) done += fs.writeSync(this.fd, chunk, done, chunk.length - done);
-    this.size += chunk.length;
-    this.hash.update(this.buf, this.used);
-    this.buf = this.hash.take();
+    this.size += this.used;
+    this.sink.update(this.buf, this.used);
+    this.buf = this.sink.take();
     this.used = 0;
   }
 
@@ -261,9 +271,9 @@ function paxRecord(key: string, value: string): string {
 export async function writeAci(manifestBytes: Buffer, rootfs: string, created: Date, tmpDir: string, sys: Pick<Syscalls, 'fsyncPath'>): Promise<PackedAci> {
   const tmpTarPath = path.join(tmpDir, `aci-${crypto.randomBytes(8).toString('hex')}.tar`);
   const fd = fs.openSync(tmpTarPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-  const hash = new HashWorker();
+  const sink = new ArchiveSink(fd);
   try {
-    const tar = new TarWriter(fd, hash);
+    const tar = new TarWriter(sink);
     const createdSec = Math.floor(created.getTime() / 1000);
     tar.header({ name: 'manifest', type: TYPE.file, mode: 0o644, uid: 0, gid: 0, size: manifestBytes.length, mtime: createdSec });
     tar.write(manifestBytes);
@@ -299,7 +309,7 @@ export async function writeAci(manifestBytes: Buffer, rootfs: string, created: D
         } finally {
           fs.closeSync(src);
         }
-        await hash.ready();
+        await sink.ready();
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const rdev = st.rdev;
         tar.header({
@@ -312,12 +322,13 @@ export async function writeAci(manifestBytes: Buffer, rootfs: string, created: D
     };
     await walk(rootfs, 'rootfs', fs.lstatSync(rootfs));
     tar.end();
+    const id = `sha512-${await sink.digest()}`;
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     sys.fsyncPath(tmpDir);
-    return { id: `sha512-${await hash.digest()}`, tmpTarPath, size: tar.size };
+    return { id, tmpTarPath, size: tar.size };
   } catch (err) {
-    hash.stop();
+    await sink.stop();
     try {
       fs.closeSync(fd);
     } catch {

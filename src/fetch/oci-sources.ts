@@ -11,7 +11,8 @@ import { layerSources, type LayerSource } from '../oci/layers.js';
 import { parseLayoutReference, readLayout, readLayoutArchive } from '../oci/layout.js';
 import { defaultPlatform, selectPlatform, type PlatformWanted } from '../oci/platform.js';
 import { formatReference, parseReference } from '../oci/reference.js';
-import { partialPaths, PartialTail, type DownloadEvent } from '../http/download.js';
+// Type only: the http modules (undici) load with a registry fetch, never for an image layout.
+import type { DownloadEvent, PartialTail } from '../http/download.js';
 import { openOciBlob, publishOciBlob } from '../store/oci-blobs.js';
 import type { RegistryClient } from '../oci/registry.js';
 import type { FetchContext } from './context.js';
@@ -48,10 +49,11 @@ const LAYER_DOWNLOADS = 3;
 /** A registry image: manifest (through an index by platform), config, and the layers (kept in the store's blob area). */
 export async function resolveRegistry(ref: string, work: string, ctx: FetchContext, platform: PlatformWanted = defaultPlatform()): Promise<ResolvedOci> {
   const image = parseReference(ref);
-  const [{ RegistryClient, resolveImage }, { findRegistryCredentials }, { networkOf }] = await Promise.all([
+  const [{ RegistryClient, resolveImage }, { findRegistryCredentials }, { networkOf }, download] = await Promise.all([
     import('../oci/registry.js'),
     import('../oci/docker-auth.js'),
     import('./remote-aci.js'),
+    import('../http/download.js'),
   ]);
   const net = await networkOf(ctx);
   const tasks = new Map<string, ReturnType<NonNullable<FetchContext['progress']>['task']>>();
@@ -71,7 +73,7 @@ export async function resolveRegistry(ref: string, work: string, ctx: FetchConte
     onProgress: (digest, event) => {
       tasks.get(digest)?.update(event);
       const streaming = live.get(digest);
-      if (streaming !== undefined) followDownload(streaming, ctx.store.layout.tmp, digest, event);
+      if (streaming !== undefined) followDownload(download, streaming, ctx.store.layout.tmp, digest, event);
     },
   });
   let manifest;
@@ -270,11 +272,11 @@ interface LiveBlob {
  * downloads into (download.ts names it by the key `oci-<32 hex of the digest>`); a restart from
  * zero makes what was read void, so the tail fails and the layer is read from the verified blob.
  */
-function followDownload(streaming: LiveBlob, tmpDir: string, digest: string, event: DownloadEvent): void {
+function followDownload(download: typeof import('../http/download.js'), streaming: LiveBlob, tmpDir: string, digest: string, event: DownloadEvent): void {
   if (event.type === 'start' && streaming.tail === undefined) {
-    const { partial } = partialPaths(tmpDir, `oci-${digest.slice('sha256:'.length, 'sha256:'.length + 32)}`);
+    const { partial } = download.partialPaths(tmpDir, `oci-${digest.slice('sha256:'.length, 'sha256:'.length + 32)}`);
     try {
-      streaming.tail = new PartialTail(fs.openSync(partial, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW));
+      streaming.tail = new download.PartialTail(fs.openSync(partial, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW));
       streaming.tail.on('error', () => {}); // reported to the reader through its iterator
       streaming.tail.grow(event.bytes);
     } catch {

@@ -447,7 +447,7 @@ async function runDownload(url: string, opts: DownloadOptions, conditional: Cond
           discard = true;
           throw new CapError(where, `response exceeds the limit of ${maxBytes} bytes`, { status: res.status, operation: 'download' });
         }
-        await fh.write(chunk, 0, chunk.length, offset);
+        writeAt(fh.fd, chunk, offset);
         hash?.update(chunk);
         if (opts.onData) {
           try {
@@ -525,6 +525,15 @@ async function runDownload(url: string, opts: DownloadOptions, conditional: Cond
     }
     file.lock?.release();
   }
+}
+
+/**
+ * Writes a body chunk at `position`, synchronously: a chunk (tens of KiB) goes to the page cache
+ * in microseconds, where an awaited FileHandle.write costs a round trip through libuv's 4-thread
+ * pool, which zlib occupies while layers are applied: loopback pulls ran at 35-40 MiB/s that way.
+ */
+function writeAt(fd: number, chunk: Buffer, position: number): void {
+  for (let done = 0; done < chunk.length; ) done += fs.writeSync(fd, chunk, done, chunk.length - done, position + done);
 }
 
 /**

@@ -1,4 +1,4 @@
-// The fast path of bin/run.js (`tspod run` without oclif): which argv take it, that global flags
+// The fast path of bin/run.js (`tspod run`, plain `tspod fetch` without oclif): which argv take it, that global flags
 // parse the same anywhere, and that its errors read exactly like the oclif commands' errors.
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -22,6 +22,19 @@ describe('isFastPath', () => {
     [['enter', '--app', 'web', '5f3a2b1c'], true],
     [['enter', '--help'], false],
     [['enter', '--app', 'web', '-h', '5f3a2b1c'], false],
+    [['fetch', 'docker://example.com/app:1'], true],
+    [['fetch', '--quiet', 'a.aci'], true],
+    [['fetch', 'a.aci', '-q', '--insecure-options=image'], true],
+    [['--dir', '/d', 'fetch', '--insecure-options', 'image', 'a.aci'], true],
+    [['fetch', '--help'], false],
+    [['fetch', 'a.aci', '-h'], false],
+    [['fetch', '--pull-policy=new', 'a.aci'], false],
+    [['fetch', '--json', 'a.aci'], false],
+    [['fetch', '--signature', 's.asc', 'a.aci'], false],
+    [['fetch', 'a.aci', 'b.aci'], false],
+    [['fetch', '-q', '-q', 'a.aci'], false],
+    [['fetch', 'a.aci', '--insecure-options'], false],
+    [['fetch'], false],
     [['image', 'list'], false],
     [[], false],
     [['--dir'], false],
@@ -81,5 +94,21 @@ describe('tspod run through the fast path', () => {
     const result = env.run(['run', '--help']);
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/USAGE/);
+  });
+});
+
+describe('tspod fetch through the fast path', () => {
+  const env = new TspodEnv();
+  afterAll(() => env.cleanup());
+
+  it('prints and exits exactly as the oclif command (taken with a default flag spelled out)', () => {
+    const ref = 'oci:/nonexistent/tspod-fast-path-layout:1';
+    const fast = env.run(['fetch', '--quiet', ref]);
+    const oclif = env.run(['fetch', '--quiet', '--pull-policy=update', ref]);
+    expect(fast.status).toBe(254);
+    expect(oclif.status).toBe(254);
+    expect(fast.stderr).toMatch(/^tspod: fetch oci:.*no such directory/);
+    expect(fast.stderr).toBe(oclif.stderr);
+    expect(fast.stdout).toBe(oclif.stdout);
   });
 });

@@ -61,6 +61,12 @@ describe('lazy loading of the remote fetch path', () => {
     expect(heavy).toEqual([]);
   });
 
+  it('fetching from an OCI image layout (oci:DIR) loads no undici: the http modules are for registries', () => {
+    const { stdout, heavy } = loadedFor(`oci:${path.join(dir, 'no-such-layout')}:1`);
+    expect(stdout).toMatch(/^error: .*no such directory/);
+    expect(heavy).not.toContain('undici');
+  });
+
   it('a reference that needs the network does load them (the hook sees the loads)', () => {
     const { stdout, heavy } = loadedFor('https://127.0.0.1:9/app.aci');
     expect(stdout).toMatch(/^error: /);
