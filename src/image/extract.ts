@@ -530,10 +530,15 @@ class Extractor implements TarVisitor {
       this.warn(`extract ${display}: skipped, its hardlink target ${linkDisplay} was not extracted`);
       return;
     }
+    // link(2) does not follow a symlink at the old path; ours is a regular file we created.
+    this.link(rel, display, linkRel);
+  }
+
+  /** Makes `rel` a hardlink of `linkRel` (a checked regular file), replacing what was at `rel`. */
+  private link(rel: string, display: string, linkRel: string): void {
     this.ensureDir(this.parentOf(rel), display);
     const abs = this.abs(rel);
     try {
-      // link(2) does not follow a symlink at the old path; ours is a regular file we created.
       fs.linkSync(this.abs(linkRel), abs);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -566,16 +571,7 @@ class Extractor implements TarVisitor {
     const st = lstatOrNone(linkRel);
     if (st === undefined) this.fail(display, missing);
     if (!st.isFile()) this.fail(display, `hardlink target ${linkDisplay} is a ${kindOf(st)}, not a regular file`);
-    this.ensureDir(this.parentOf(rel), display);
-    const abs = this.abs(rel);
-    try {
-      fs.linkSync(this.abs(linkRel), abs);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      this.makeRoom(rel, display, 'link');
-      fs.linkSync(this.abs(linkRel), abs);
-    }
-    this.paths.set(rel, 'link');
+    this.link(rel, display, linkRel);
   }
 
   /** For messages: the first ancestor of an archive name that the archive made a non-directory. */
