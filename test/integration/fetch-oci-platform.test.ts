@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ociArchitecture } from '../../src/oci/platform.js';
 import { makeAciTar, manifestFor } from '../support/aci.js';
-import { TspodEnv } from '../support/cli.js';
+import { TspodEnv, TspodEnvs } from '../support/cli.js';
 import { hasRegistryTools, pushImage, pushMultiArch, REGISTRY_SKIP_REASON, startRegistry, type BuiltImage, type TestRegistry } from '../support/registry.js';
 
 interface Listed {
@@ -33,12 +33,8 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch/run --os/--arch/--variant (${REG
   let registry: TestRegistry;
   let images: BuiltImage[];
   let ref: string;
-  const envs: TspodEnv[] = [];
-  const newEnv = (): TspodEnv => {
-    const env = new TspodEnv();
-    envs.push(env);
-    return env;
-  };
+  const envs = new TspodEnvs();
+  const newEnv = (): TspodEnv => envs.make();
 
   beforeAll(async () => {
     registry = await startRegistry();
@@ -47,7 +43,7 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch/run --os/--arch/--variant (${REG
   }, 60_000);
 
   afterAll(async () => {
-    for (const env of envs) env.cleanup();
+    envs.cleanup();
     await registry?.stop();
   });
 

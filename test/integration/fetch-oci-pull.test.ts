@@ -14,7 +14,7 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { TspodEnv } from '../support/cli.js';
+import { TspodEnv, TspodEnvs } from '../support/cli.js';
 import { buildLayout, type LayerSpec, type TarEntry } from '../support/oci-layout.js';
 import { hasRegistryTools, REGISTRY_SKIP_REASON, skopeoPush, startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasCommand } from '../support/tools.js';
@@ -110,12 +110,8 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
   let registry: TestRegistry;
   let front: Front;
   let work: string;
-  const envs: TspodEnv[] = [];
-  const newEnv = (): TspodEnv => {
-    const env = new TspodEnv();
-    envs.push(env);
-    return env;
-  };
+  const envs = new TspodEnvs();
+  const newEnv = (): TspodEnv => envs.make();
   /** Builds `layers` as an image and pushes it as `repo:1`; returns the layer digests. */
   const push = async (repo: string, layers: LayerSpec[]): Promise<string[]> => {
     const layout = path.join(work, repo.replace(/\//g, '_'));
@@ -132,7 +128,7 @@ describe.skipIf(!hasRegistryTools)(`OCI pulls: layer reuse, resume, zstd, hostil
   }, 60_000);
 
   afterAll(async () => {
-    for (const env of envs) env.cleanup();
+    envs.cleanup();
     await front?.close();
     await registry?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });

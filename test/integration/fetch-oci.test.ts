@@ -11,7 +11,7 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { TspodEnv } from '../support/cli.js';
+import { TspodEnv, TspodEnvs } from '../support/cli.js';
 import { buildLayout, type TarEntry } from '../support/oci-layout.js';
 import { hasRegistryTools, REGISTRY_SKIP_REASON, skopeoPush, startRegistry, type TestRegistry } from '../support/registry.js';
 import { hasCommand } from '../support/tools.js';
@@ -60,12 +60,8 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
   let registry: TestRegistry;
   let work: string;
   let whiteoutLayout: string;
-  const envs: TspodEnv[] = [];
-  const newEnv = (): TspodEnv => {
-    const env = new TspodEnv();
-    envs.push(env);
-    return env;
-  };
+  const envs = new TspodEnvs();
+  const newEnv = (): TspodEnv => envs.make();
 
   beforeAll(async () => {
     registry = await startRegistry();
@@ -76,7 +72,7 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
   }, 60_000);
 
   afterAll(async () => {
-    for (const env of envs) env.cleanup();
+    envs.cleanup();
     await registry?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });

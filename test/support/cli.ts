@@ -92,3 +92,18 @@ export class TspodEnv {
     fs.rmSync(this.base, { recursive: true, force: true });
   }
 }
+
+/** The TspodEnvs a suite makes, to clean up together (in its afterAll). */
+export class TspodEnvs {
+  private readonly made: TspodEnv[] = [];
+
+  make(): TspodEnv {
+    const env = new TspodEnv();
+    this.made.push(env);
+    return env;
+  }
+
+  cleanup(): void {
+    for (const env of this.made.splice(0)) env.cleanup();
+  }
+}
