@@ -80,7 +80,12 @@ export const STAGE1_ENTRYPOINTS = {
   gc: 'gc.js',
 } as const;
 
-export type NetMode = { kind: 'host' } | { kind: 'none' } | { kind: 'default' } | { kind: 'named'; names: string[] };
+export type NetMode =
+  | { kind: 'host' }
+  | { kind: 'none' }
+  | { kind: 'default' }
+  /** `cniArgs`: `--net=NAME:KEY=VALUE;...`, the pairs by network name (CNI_ARGS of its plugins). */
+  | { kind: 'named'; names: string[]; cniArgs?: Record<string, string> };
 
 /** `run-options.json`: what `tspod run`/`run-prepared` flags tell stage1 beyond the manifest. */
 export interface RunOptions {

@@ -24,7 +24,7 @@ import type { App, ImageManifest, PodManifest } from '../appc/types.js';
 import { ENV_NETWORK_PENDING, NETWORK_READY_SIGNAL, POD_FILES, type NetMode } from '../../stage1/contract.js';
 import { CLONE_NEWNET, CLONE_NEWPID, SyscallError, type Syscalls } from '../sys/types.js';
 import { broadcastOf, formatIPv4, formatSubnet } from './addresses.js';
-import { cniPath, invokeCni } from './cni.js';
+import { addNetwork, cniArgsOf, CniAddError, cniPath, delNetwork, pluginConfigs } from './cni.js';
 import { loadNetworkConfigs, resolvePodNetworks, type ConfigLayers, type DirectNetwork, type FirewallBackendName, type PodNetworkSpec } from './config.js';
 import { addPodRules, chooseBackend, needsRules, removePodRules, type ForwardedPort, type PodFirewallPlan } from './firewall.js';
 import { allocateLease, releaseLease, releaseLeasesOf } from './ipam.js';
@@ -224,7 +224,7 @@ export class PodNetworkSession {
     const env = ctx.env ?? process.env;
     const networks = specs.map((spec): NetInfoNetwork =>
       spec.kind === 'cni'
-        ? { name: spec.name, kind: 'cni', ifName: spec.ifName, config: spec.config, cniPath: cniPath(env) }
+        ? { name: spec.name, kind: 'cni', ifName: spec.ifName, config: spec.config, cniPath: cniPath(env), ...(spec.args === undefined ? {} : { cniArgs: cniArgsOf(spec.args)! }) }
         : { name: spec.name, kind: 'direct', ifName: spec.ifName, bridge: spec.network.bridge, hostVeth: hostVethName(uuid) },
     );
     // Leases and the record come after the init has started (setUp), off the start's critical path.
@@ -293,15 +293,30 @@ export class PodNetworkSession {
           });
         }
       } else {
-        const result = await invokeCni({ command: 'ADD', containerId: this.uuid, netns: this.podNetnsPath(), ifName: spec.ifName, path: record.cniPath!, config: spec.config }, this.run);
-        record.result = result!.raw;
-        if (result!.address !== undefined) {
-          record.ip = result!.address.ip;
-          record.prefixLength = result!.address.prefixLength;
-          if (result!.address.gateway !== undefined) record.gateway = result!.address.gateway;
+        const invocation = { containerId: this.uuid, netns: this.podNetnsPath(), ifName: spec.ifName, path: record.cniPath!, network: spec.config, ...(record.cniArgs === undefined ? {} : { args: record.cniArgs }) };
+        let result;
+        try {
+          // Each plugin's result is recorded at once: a DEL (gc after a kill -9 in the middle of
+          // the chain too) gets the latest as prevResult.
+          result = await addNetwork(invocation, this.run, (raw) => {
+            record.result = raw;
+            this.write({ ...this.info, networks });
+          });
+        } catch (err) {
+          if (err instanceof CniAddError && err.cleanedUp) {
+            record.deleted = true;
+            this.write({ ...this.info, networks });
+          }
+          throw err;
         }
-        if (typeof spec.config.bridge === 'string') record.bridge = spec.config.bridge;
-        // Recorded at once: a DEL must follow this ADD even if a later network fails.
+        if (result.address !== undefined) {
+          record.ip = result.address.ip;
+          record.prefixLength = result.address.prefixLength;
+          if (result.address.gateway !== undefined) record.gateway = result.address.gateway;
+        }
+        // The bridge for route_localnet (planSysctls): the first plugin of the chain that names one.
+        const bridge = pluginConfigs(spec.config).find((c) => typeof c.bridge === 'string')?.bridge;
+        if (typeof bridge === 'string') record.bridge = bridge;
         this.write({ ...this.info, networks });
       }
     }
@@ -425,11 +440,17 @@ async function tearDownNetworks(
   };
   if (info.firewall !== undefined) await attempt(() => removePodRules(info.firewall!, info.uuid, { run, ...(live.firewallPlan === undefined ? {} : { added: live.firewallPlan }) }));
   for (const network of [...info.networks].reverse()) {
-    if (network.kind === 'cni' && network.config !== undefined) {
-      const config = network.config;
-      await attempt(() =>
-        invokeCni({ command: 'DEL', containerId: info.uuid, netns: live.netns, ifName: network.ifName, path: network.cniPath ?? cniPath(ctx.env), config, prevResult: network.result }, run),
-      );
+    if (network.kind === 'cni' && network.config !== undefined && network.deleted !== true) {
+      const invocation = {
+        containerId: info.uuid,
+        netns: live.netns,
+        ifName: network.ifName,
+        path: network.cniPath ?? cniPath(ctx.env),
+        network: network.config,
+        ...(network.cniArgs === undefined ? {} : { args: network.cniArgs }),
+        ...(network.result === undefined ? {} : { prevResult: network.result }),
+      };
+      await attempt(() => delNetwork(invocation, run));
     }
     if (network.kind === 'direct') {
       // The exit path leaves the veth pair to the kernel: it is destroyed with the pod's network

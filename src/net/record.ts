@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import type { CniNetworkConfig, FirewallBackendName } from './config.js';
+import type { CniNetworkConfig, CniNetworkList, FirewallBackendName } from './config.js';
 import type { ForwardedPort } from './firewall.js';
 
 export const NET_INFO_FILE = 'net-info.json';
@@ -24,10 +24,17 @@ export interface NetInfoNetwork {
   bridge?: string;
   hostVeth?: string;
   lease?: string;
-  /** cni: the configuration and CNI_PATH of the ADD (a DEL must get the same), and its result. */
-  config?: CniNetworkConfig;
+  /**
+   * cni: what the ADD got, which a DEL must get the same (the configuration, one plugin or a
+   * list, CNI_PATH and CNI_ARGS), and its result: the chain's last one once the ADD is done, the
+   * latest plugin's while it runs (DEL's prevResult, also after a kill -9 in the middle).
+   */
+  config?: CniNetworkConfig | CniNetworkList;
   cniPath?: string[];
+  cniArgs?: string;
   result?: unknown;
+  /** cni: a failed ADD already ran its cleanup DEL (cni.ts addNetwork): nothing is left to delete. */
+  deleted?: boolean;
 }
 
 export interface NetInfo {

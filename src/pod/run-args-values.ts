@@ -164,11 +164,30 @@ export function parsePortFlag(value: string): ExposedPort {
   return port;
 }
 
-/** `--net=host|none|default|NAME[,NAME...]`. */
+/**
+ * `--net=host|none|default|NAME[:ARGS][,NAME[:ARGS]...]`. ARGS are rkt's per-network CNI
+ * arguments, `KEY=VALUE;KEY2=VALUE2` (rkt-notes.md §6.1; `--net=mynet:IP=10.1.2.3`), passed to
+ * that network's plugins as CNI_ARGS (src/net/cni.ts cniArgsOf). Networks are separated by ',',
+ * so neither keys nor values may contain ',' ';' or '='.
+ */
 export function parseNetFlag(value: string): NetMode {
   const flag = 'net';
-  const names = value.split(',').map((n) => n.trim());
-  if (names.some((n) => n === '')) fail(flag, value, 'empty network name');
+  const entries = value.split(',').map((n) => n.trim());
+  if (entries.some((n) => n === '')) fail(flag, value, 'empty network name');
+  const names: string[] = [];
+  const cniArgs: Record<string, string> = {};
+  for (const entry of entries) {
+    const colon = entry.indexOf(':');
+    const name = colon < 0 ? entry : entry.slice(0, colon);
+    names.push(name);
+    if (colon < 0) continue;
+    if (name === 'default' || name === 'host' || name === 'none') {
+      fail(flag, value, `network "${name}" takes no CNI arguments (${name === 'default' ? 'the built-in default network is not run by CNI plugins' : 'it is not a CNI network'})`, [
+        'write a CNI network to net.d and pass the arguments to it: --net=NAME:IP=10.1.2.3',
+      ]);
+    }
+    cniArgs[name] = parseCniArgs(flag, value, name, entry.slice(colon + 1));
+  }
   for (const special of ['host', 'none'] as const) {
     if (names.includes(special)) {
       if (names.length > 1) fail(flag, value, `"${special}" cannot be combined with other networks`);
@@ -177,11 +196,38 @@ export function parseNetFlag(value: string): NetMode {
   }
   if (names.length === 1 && names[0] === 'default') return { kind: 'default' };
   for (const n of names) {
-    if (n.includes(':')) fail(flag, value, `network "${n}": per-network CNI arguments are not supported`);
     if (!/^[a-z0-9][a-z0-9_.-]*$/i.test(n)) fail(flag, value, `"${n}" is not a valid network name`);
   }
   if (new Set(names).size !== names.length) fail(flag, value, 'a network is named twice');
-  return { kind: 'named', names };
+  return Object.keys(cniArgs).length === 0 ? { kind: 'named', names } : { kind: 'named', names, cniArgs };
+}
+
+/** The ARGS of `--net=NAME:ARGS`: `KEY=VALUE` pairs separated by ';', returned as written. */
+function parseCniArgs(flag: string, value: string, name: string, args: string): string {
+  const where = `network "${name}"`;
+  const example = [`--net=${name}:IP=10.1.2.3`, `--net=${name}:IP=10.1.2.3;KEY=VALUE`];
+  if (args === '') fail(flag, value, `${where}: no CNI arguments after ":"`, example);
+  const keys = new Set<string>();
+  for (const pair of args.split(';')) {
+    if (pair === '') fail(flag, value, `${where}: an empty CNI argument (";" at the start, at the end or twice)`, example);
+    const parts = pair.split('=');
+    if (parts.length !== 2) {
+      fail(flag, value, `${where}: CNI argument "${pair}" must be one KEY=VALUE (no "=" or ";" inside a key or value)`, example);
+    }
+    const [key, val] = parts as [string, string];
+    // CNI_ARGS keys are the names of Go struct fields that the plugins match (libcni types.LoadArgs).
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) fail(flag, value, `${where}: CNI argument key "${key}" must be letters, digits and '_'`, example);
+    if (val === '') fail(flag, value, `${where}: CNI argument "${key}" has an empty value`, example);
+    if (keys.has(key)) fail(flag, value, `${where}: CNI argument "${key}" is given twice`);
+    keys.add(key);
+  }
+  return args;
+}
+
+/** `--net` spelled back from a NetMode (generate systemd recreates a pod's run flags). */
+export function formatNetFlag(net: NetMode): string {
+  if (net.kind !== 'named') return net.kind;
+  return net.names.map((n) => (net.cniArgs?.[n] === undefined ? n : `${n}:${net.cniArgs[n]}`)).join(',');
 }
 
 /** One `--dns` value: comma-separated IPs, or `host`, or `none`. */

@@ -85,7 +85,7 @@ export const RUN_FLAGS = [
   // pod
   { name: 'volume', scope: 'pod', takesValue: true, repeatable: true, description: 'volume NAME,kind=host|empty,source=PATH,readOnly=,recursive=,mode=,uid=,gid=' },
   { name: 'port', scope: 'pod', takesValue: true, repeatable: true, description: "expose an app port: NAME:HOSTPORT[:HOSTIP]" },
-  { name: 'net', scope: 'pod', takesValue: true, repeatable: false, description: 'networks: host, none, default or NAME[,NAME] (default: default)' },
+  { name: 'net', scope: 'pod', takesValue: true, repeatable: false, description: 'networks: host, none, default or NAME[:ARGS][,NAME[:ARGS]] (ARGS: KEY=VALUE;... passed as CNI_ARGS; default: default)' },
   { name: 'dns', scope: 'pod', takesValue: true, repeatable: true, description: 'name server IP, or host, or none' },
   { name: 'dns-search', scope: 'pod', takesValue: true, repeatable: true, description: 'DNS search domain' },
   { name: 'dns-opt', scope: 'pod', takesValue: true, repeatable: true, description: 'DNS resolver option' },

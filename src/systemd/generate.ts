@@ -14,6 +14,7 @@ import { NotFoundError, UsageError } from '../errors.js';
 import { classifyImageRef } from '../fetch/reference.js';
 import { parseLayoutReference } from '../oci/layout.js';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../pod/run-args.js';
+import { formatNetFlag } from '../pod/run-args-values.js';
 import { findPod, podPath } from '../pod/state.js';
 import { resolvePodUuid } from '../pod/uuid.js';
 import { renderUnit, sanitizeUnitName, unitFileName, type RestartPolicy, type UnitSpec } from './unit.js';
@@ -76,7 +77,7 @@ export function runFlagsForOptions(options: Partial<RunOptions>, stopTimeoutMs: 
   const flags: string[] = [];
   const net = options.net;
   if (net?.kind === 'host' || net?.kind === 'none') flags.push(`--net=${net.kind}`);
-  if (net?.kind === 'named') flags.push(`--net=${net.names.join(',')}`);
+  if (net?.kind === 'named') flags.push(`--net=${formatNetFlag(net)}`);
   if (options.hostname !== undefined) flags.push(`--hostname=${options.hostname}`);
   for (const server of options.dns?.servers ?? []) flags.push(`--dns=${server}`);
   for (const search of options.dns?.search ?? []) flags.push(`--dns-search=${search}`);

@@ -38,11 +38,13 @@ describe('invocation (pure)', () => {
     });
   });
 
-  it('a DEL gets prevResult from spec 0.4.0 on, not before', () => {
+  it('a DEL gets prevResult from spec 0.4.0 on, an ADD (a chain\'s later plugins) from 0.3.0 on, not before', () => {
     const prev = { ips: [{ address: '10.1.0.2/24' }] };
     expect(JSON.parse(cniStdin(invocation({ command: 'DEL', prevResult: prev })))).toEqual({ ...invocation().config, prevResult: prev });
     expect(JSON.parse(cniStdin(invocation({ command: 'DEL', prevResult: prev, config: { cniVersion: '0.3.1', name: 'n', type: 'bridge' } })))).not.toHaveProperty('prevResult');
-    expect(JSON.parse(cniStdin(invocation({ command: 'ADD', prevResult: prev })))).not.toHaveProperty('prevResult');
+    expect(JSON.parse(cniStdin(invocation({ command: 'ADD', prevResult: prev, config: { cniVersion: '0.3.1', name: 'n', type: 'bridge' } })))).toHaveProperty('prevResult', prev);
+    expect(JSON.parse(cniStdin(invocation({ command: 'ADD', prevResult: prev, config: { cniVersion: '0.2.0', name: 'n', type: 'bridge' } })))).not.toHaveProperty('prevResult');
+    expect(JSON.parse(cniStdin(invocation({ command: 'ADD' })))).not.toHaveProperty('prevResult');
   });
 
   it('CNI_PATH from the environment, else Debian\'s /usr/lib/cni then /opt/cni/bin', () => {

@@ -50,7 +50,7 @@ describe('parseCniConfig', () => {
   it.each([
     ['not JSON', '{', /not JSON/],
     ['an array', '[]', /not a JSON object/],
-    ['a configuration list', JSON.stringify({ name: 'x', plugins: [] }), /\.conflist\) are not supported/],
+    ['a configuration list in a .conf file', JSON.stringify({ name: 'x', plugins: [] }), /a configuration list \("plugins"\) in a \.conf file/],
     ['no type', JSON.stringify({ name: 'x' }), /"type" must be a non-empty string/],
     ['a name with a slash', JSON.stringify({ name: '../x', type: 'bridge' }), /network name .* is not valid/],
     ['a numeric cniVersion', JSON.stringify({ name: 'x', type: 'bridge', cniVersion: 4 }), /"cniVersion" must be a string/],
@@ -160,7 +160,7 @@ describe('loadNetworkConfigs (both config layers)', () => {
     const localConfig = layer('etc', { '99-override.conf': { name: 'a', type: 'bridge', bridge: 'local' } });
     const configs = loadNetworkConfigs({ systemConfig, localConfig });
     expect([...configs.keys()].sort()).toEqual(['a', 'b']);
-    expect(configs.get('a')!.config.bridge).toBe('local');
+    expect((configs.get('a')!.config as CniNetworkConfig).bridge).toBe('local');
     expect(configs.get('a')!.source).toBe(path.join(localConfig, 'net.d', '99-override.conf'));
   });
 
