@@ -4,7 +4,7 @@
 // after kill -9 of `tspod run` leave no veth, no host-local lease and no iptables rule of the
 // chain. And `--net=NAME:IP=ADDRESS` on a `.conf` network gives the pod exactly that address.
 // Every network here is the test's own (a claimed 10.254.N.0/24, its own bridge and lease dir).
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
@@ -17,7 +17,8 @@ import { readNetInfo } from '../../src/net/record.js';
 import { hasProgram } from '../../src/net/run-command.js';
 import { claimTestOctet, removeTestNetwork, type TestNetwork } from '../net/net-fixtures.js';
 import { buildFixtures } from '../../fixtures/build-fixtures.js';
-import { TspodEnv } from '../support/cli.js';
+import { BackgroundPods } from '../support/background-pods.js';
+import { TspodEnv, type CliResult } from '../support/cli.js';
 import { canRunPods } from '../support/pod-env.js';
 
 interface ApiPod {
@@ -51,18 +52,10 @@ describe.skipIf(!canRunPods || !hasPlugins)('CNI configuration lists and CNI_ARG
   let single: TestNetwork;
   let ipamDir: string;
   let tuningDir: string;
-  const background: { child: ChildProcess; exited: Promise<number | null> }[] = [];
+  const background = new BackgroundPods();
 
   const run = (args: string[]) => env.run(['run', '--insecure-options=image', ...args]);
-  const runAsync = (args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      const child = env.spawn(['run', '--insecure-options=image', ...args]);
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('close', (status) => resolve({ status, stdout, stderr }));
-    });
+  const runAsync = (args: string[]): Promise<CliResult> => env.runAsync(['run', '--insecure-options=image', ...args]);
   const leases = (network: string): string[] => {
     const dir = path.join(ipamDir, network);
     return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n)) : [];
@@ -101,12 +94,7 @@ describe.skipIf(!canRunPods || !hasPlugins)('CNI configuration lists and CNI_ARG
   }, 120_000);
 
   afterAll(async () => {
-    for (const { child, exited } of background) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-    }
+    await background.stopAll();
     env?.cleanup();
     removeTestNetwork(chain);
     removeTestNetwork(single);
@@ -150,18 +138,7 @@ describe.skipIf(!canRunPods || !hasPlugins)('CNI configuration lists and CNI_ARG
   });
 
   it('gc after kill -9 of tspod run DELs the whole chain: no veth, no host-local lease, no iptables rule', async () => {
-    const uuidFile = path.join(env.base, 'chain-kill.uuid');
-    const child = env.spawn(['run', '--insecure-options=image', '--net=chain', `--uuid-file-save=${uuidFile}`, demo, '--exec', '/bin/sleep', '--', '60']);
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    background.push({ child, exited });
-    for (let i = 0; i < 600 && !fs.existsSync(uuidFile) && child.exitCode === null; i++) await sleep(50);
-    expect(fs.existsSync(uuidFile), stderr).toBe(true);
-    const uuid = fs.readFileSync(uuidFile, 'utf8').trim();
-    const ready = env.run(['status', '--wait-ready=60s', uuid]);
-    expect(ready.status, `${ready.stderr}\n${stderr}`).toBe(0);
-    const pod = env.json<ApiPod>(['status', uuid]);
+    const { uuid, pod, child, exited } = await background.start<ApiPod>(env, ['--net=chain', demo, '--exec', '/bin/sleep', '--', '60']);
     expect(pod.networks[0]).toMatchObject({ net_name: 'chain', iface_name: 'eth0' });
     const ip = pod.networks[0]!.ip;
     const info = readNetInfo(podDir(uuid))!;

@@ -3,7 +3,7 @@
 // CNI network run by Debian's plugins, --net=none, and what the exit path and `gc` after kill -9
 // leave on the host (nothing). Every network here is the test's own: the env's default network is
 // a bridge and /24 of its own (TspodEnv, test/net/net-fixtures.ts), never tspod0.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasProgram } from '../../src/net/run-command.js';
 import { claimTestOctet, buildWebImage, hostLinks, removeTestNetwork, writeTestNetwork, type TestNetwork } from '../net/net-fixtures.js';
 import { buildFixtures } from '../../fixtures/build-fixtures.js';
-import { TspodEnv } from '../support/cli.js';
+import { BackgroundPods, type BackgroundPod } from '../support/background-pods.js';
+import { TspodEnv, type CliResult } from '../support/cli.js';
 import { canRunPods } from '../support/pod-env.js';
 
 interface ApiPod {
@@ -75,37 +76,15 @@ describe.skipIf(!canRunPods)('pod networks: real pods (needs root and actool)', 
   let demo: string;
   let web: string;
   let ipForwardBefore: string;
-  const background: { child: ChildProcess; exited: Promise<number | null> }[] = [];
+  const background = new BackgroundPods();
 
   const run = (args: string[]) => env.run(['run', '--insecure-options=image', ...args]);
   const busybox = (script: string, extra: string[] = []) => run([...extra, demo, '--exec', '/bin/busybox', '--', 'sh', '-c', script]);
   /** `tspod run` without blocking this process's event loop (a server of the test must answer meanwhile). */
-  const runAsync = (args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      const child = env.spawn(['run', '--insecure-options=image', ...args]);
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('close', (status) => resolve({ status, stdout, stderr }));
-    });
+  const runAsync = (args: string[]): Promise<CliResult> => env.runAsync(['run', '--insecure-options=image', ...args]);
 
   /** Starts a pod in the background; resolves once its networks are up (status shows them). */
-  async function startPod(args: string[]): Promise<{ uuid: string; pod: ApiPod; child: ChildProcess; exited: Promise<number | null> }> {
-    const uuidFile = path.join(env.base, `pod-${background.length}.uuid`);
-    const child = env.spawn(['run', '--insecure-options=image', `--uuid-file-save=${uuidFile}`, ...args]);
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    background.push({ child, exited });
-    for (let i = 0; i < 600 && !fs.existsSync(uuidFile) && child.exitCode === null; i++) await sleep(50);
-    expect(fs.existsSync(uuidFile), `tspod run ${args.join(' ')} exited ${child.exitCode}: ${stderr}`).toBe(true);
-    const uuid = fs.readFileSync(uuidFile, 'utf8').trim();
-    const ready = env.run(['status', '--wait-ready=60s', uuid]);
-    expect(ready.status, `${ready.stderr}\n${stderr}`).toBe(0);
-    const pod = env.json<ApiPod>(['status', uuid]);
-    return { uuid, pod, child, exited };
-  }
+  const startPod = (args: string[]): Promise<BackgroundPod<ApiPod>> => background.start<ApiPod>(env, args);
 
   beforeAll(async () => {
     ipForwardBefore = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
@@ -119,12 +98,7 @@ describe.skipIf(!canRunPods)('pod networks: real pods (needs root and actool)', 
   }, 120_000);
 
   afterAll(async () => {
-    for (const { child, exited } of background) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-    }
+    await background.stopAll();
     env?.cleanup();
     // The test turned forwarding on for its pods; put the host back as it was.
     if (ipForwardBefore === '0') fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '0');
