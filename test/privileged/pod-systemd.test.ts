@@ -154,9 +154,10 @@ describe.skipIf(!canRunPods)('tspod run under systemd (needs root and actool)', 
     expect(fs.existsSync(path.join(statusDir, 'a.started'))).toBe(true);
     expect(fs.existsSync(path.join(statusDir, 'b.started'))).toBe(true);
     expect(ready.fields.STATUS).toBe('running: a, b');
-    const barrier = notify.messages[index(notify.messages, ready) + 1];
-    expect(barrier?.text).toBe('BARRIER=1');
-    expect(barrier?.fdCount).toBe(1);
+    // The next datagram after READY=1 (awaited: it may not have been read when READY=1 was).
+    const barrier = await notify.waitFor(() => true, 30_000, index(notify.messages, ready) + 1);
+    expect(barrier.text).toBe('BARRIER=1');
+    expect(barrier.fdCount).toBe(1);
 
     run.child.kill('SIGTERM');
     const stopping = await notify.waitFor((m) => m.fields.STOPPING === '1');
