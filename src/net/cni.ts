@@ -8,12 +8,10 @@
 // Results of every spec version the Debian plugins speak (0.1.0 to 1.0.0) are read. The plugins
 // do their host-side work in the network namespace they start in, so stage0 runs them from its
 // main thread while that thread is in the host's network namespace (src/net/pod-network.ts).
-import fs from 'node:fs';
-import path from 'node:path';
 
 import type { CniNetworkConfig, CniNetworkList } from './config.js';
 import { NetworkSetupError } from './network-error.js';
-import { runCommand, type CommandRunner } from './run-command.js';
+import { firstExecutable, runCommand, type CommandRunner } from './run-command.js';
 
 /** Where Debian's containernetworking-plugins installs them, then the upstream default. */
 export const DEFAULT_CNI_PATH = ['/usr/lib/cni', '/opt/cni/bin'];
@@ -87,16 +85,7 @@ export function versionAtLeast(version: string | undefined, min: string): boolea
 export function findPlugin(type: string, dirs: readonly string[]): string | undefined {
   // The type is a file name, never a path (CNI spec: "the name of the plugin binary").
   if (type.includes('/') || type === '.' || type === '..') return undefined;
-  for (const dir of dirs) {
-    const candidate = path.join(dir, type);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next directory
-    }
-  }
-  return undefined;
+  return firstExecutable(type, dirs);
 }
 
 export interface CniAddress {
@@ -157,16 +146,23 @@ function pluginError(stdout: string, stderr: string): string {
   return (stderr.trim() || stdout.trim() || 'no output').slice(0, 2000);
 }
 
+/** For messages: `CNI ADD of network NAME, plugin 2 of 3 (tuning), for pod UUID`. */
+function describeCall(command: CniInvocation['command'], network: string, label: string | undefined, containerId: string): string {
+  return `CNI ${command} of network ${network}${label === undefined ? '' : `, ${label},`} for pod ${containerId}`;
+}
+
+function pluginNotFound(what: string, type: string, dirs: readonly string[]): NetworkSetupError {
+  return new NetworkSetupError(`${what}: plugin "${type}" not found in ${dirs.join(':')}`, {
+    suggestions: ['apt-get install containernetworking-plugins', 'or set CNI_PATH to the directory of the plugins'],
+  });
+}
+
 /** Runs the plugin; an ADD returns its result. */
 export async function invokeCni(invocation: CniInvocation, run: CommandRunner = runCommand): Promise<CniResult | undefined> {
   const { config } = invocation;
-  const what = `CNI ${invocation.command} of network ${config.name}${invocation.label === undefined ? '' : `, ${invocation.label},`} for pod ${invocation.containerId}`;
+  const what = describeCall(invocation.command, config.name, invocation.label, invocation.containerId);
   const plugin = findPlugin(config.type, invocation.path);
-  if (plugin === undefined) {
-    throw new NetworkSetupError(`${what}: plugin "${config.type}" not found in ${invocation.path.join(':')}`, {
-      suggestions: ['apt-get install containernetworking-plugins', 'or set CNI_PATH to the directory of the plugins'],
-    });
-  }
+  if (plugin === undefined) throw pluginNotFound(what, config.type, invocation.path);
   const result = await run(plugin, [], cniStdin(invocation), cniEnvironment(invocation));
   if (result.code !== 0) throw new NetworkSetupError(`${what}: ${pluginError(result.stdout, result.stderr)}`);
   if (invocation.command === 'DEL') return undefined;
@@ -232,10 +228,7 @@ export async function addNetwork(invocation: CniNetworkInvocation, run: CommandR
   // Every plugin of the chain is looked up first: a missing one fails before anything exists.
   for (const [i, config] of configs.entries()) {
     if (findPlugin(config.type, invocation.path) === undefined) {
-      const label = labelOf(configs, i);
-      throw new NetworkSetupError(`CNI ADD of network ${config.name}${label === undefined ? '' : `, ${label},`} for pod ${invocation.containerId}: plugin "${config.type}" not found in ${invocation.path.join(':')}`, {
-        suggestions: ['apt-get install containernetworking-plugins', 'or set CNI_PATH to the directory of the plugins'],
-      });
+      throw pluginNotFound(describeCall('ADD', config.name, labelOf(configs, i), invocation.containerId), config.type, invocation.path);
     }
   }
   let prevResult: unknown;

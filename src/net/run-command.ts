@@ -34,9 +34,13 @@ export const runCommand: CommandRunner = (program, args, input, env) =>
  * in /usr/sbin, which a user's PATH may lack); undefined when there is none.
  */
 export function findProgram(program: string, searchPath = process.env.PATH ?? ''): string | undefined {
-  const dirs = [...searchPath.split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter((d) => d !== '');
+  return firstExecutable(program, [...searchPath.split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter((d) => d !== ''));
+}
+
+/** `dir/name` for the first of `dirs` where it is executable; undefined when none. */
+export function firstExecutable(name: string, dirs: readonly string[]): string | undefined {
   for (const dir of dirs) {
-    const candidate = path.join(dir, program);
+    const candidate = path.join(dir, name);
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
       return candidate;

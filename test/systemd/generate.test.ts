@@ -9,18 +9,10 @@ import { POD_FILES } from '../../stage1/contract.js';
 import { TspodEnv, BIN } from '../support/cli.js';
 import { fabricatePod } from '../support/pods.js';
 import { hasCommand } from '../support/tools.js';
-import { formatDuration, imageShortName, runFlagsForOptions } from '../../src/systemd/generate.js';
+import { formatDuration, imageShortName, runFlagsForOptions, type GeneratedUnit } from '../../src/systemd/generate.js';
 
 const hasAnalyze = hasCommand('systemd-analyze', ['--version']);
 
-interface Generated {
-  unit: string;
-  content: string;
-  execStart: string[];
-  path?: string;
-  podManifest?: string;
-  stopTimeoutMs: number;
-}
 
 function verify(file: string): string {
   const result = spawnSync('systemd-analyze', ['verify', '--man=no', file], { encoding: 'utf8', timeout: 60_000 });
@@ -43,7 +35,7 @@ describe('tspod generate systemd', () => {
   it('prints a unit for images: ExecStart is this node and bin/run.js with the non-default global flags, file paths made absolute', () => {
     const result = generate(['./web.aci', 'example.com/sidecar:1.0', '--json']);
     expect(result.status, result.stderr).toBe(0);
-    const out = JSON.parse(result.stdout) as Generated;
+    const out = JSON.parse(result.stdout) as GeneratedUnit;
     expect(out.unit).toBe('tspod-web-sidecar.service');
     expect(out.execStart).toEqual([
       process.execPath,
@@ -84,7 +76,7 @@ describe('tspod generate systemd', () => {
     const outDir = path.join(env.base, 'pod-units');
     const result = generate([pod.uuid.slice(0, 8), '--files', '--output-dir', outDir, '--json']);
     expect(result.status, result.stderr).toBe(0);
-    const out = JSON.parse(result.stdout) as Generated;
+    const out = JSON.parse(result.stdout) as GeneratedUnit;
     expect(out.unit).toBe('tspod-web-db.service');
     expect(out.podManifest).toBe(path.join(outDir, 'tspod-web-db.pod-manifest.json'));
     expect(fs.readFileSync(out.podManifest!, 'utf8')).toBe(fs.readFileSync(path.join(pod.path, POD_FILES.manifest), 'utf8'));
