@@ -79,7 +79,7 @@ export async function fetchOciImage(ref: string, ctx: FetchContext, request: Fet
     // Blobs, the unpacked archive and the applied tree; removed below whatever happens (and
     // by `tspod image gc` with the rest of cas/tmp after a kill).
     work = fs.mkdtempSync(path.join(store.layout.tmp, 'oci-'));
-    const resolved = origin.kind === 'docker' ? await resolveRegistry(ref, work, ctx, request.platform) : await resolveLayout(ref, work, ctx, request.platform);
+    const resolved = origin.kind === 'docker' ? await resolveRegistry(ref, ctx, request.platform) : await resolveLayout(ref, work, ctx, request.platform);
     const mismatch = request.platform === undefined ? undefined : platformMismatch(resolved.config, request.platform);
     if (mismatch !== undefined) ctx.onWarning(`image ${ref}: ${mismatch}`);
     // The signature gate: a refused image has had no layer requested.

@@ -47,7 +47,7 @@ export interface ResolvedOci {
 const LAYER_DOWNLOADS = 3;
 
 /** A registry image: manifest (through an index by platform), config, and the layers (kept in the store's blob area). */
-export async function resolveRegistry(ref: string, work: string, ctx: FetchContext, platform: PlatformWanted = defaultPlatform()): Promise<ResolvedOci> {
+export async function resolveRegistry(ref: string, ctx: FetchContext, platform: PlatformWanted = defaultPlatform()): Promise<ResolvedOci> {
   const image = parseReference(ref);
   const [{ RegistryClient, resolveImage }, { findRegistryCredentials }, { networkOf }, download] = await Promise.all([
     import('../oci/registry.js'),
