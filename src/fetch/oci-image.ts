@@ -1,14 +1,14 @@
 // Fetching OCI images into the store, rkt's docker2aci way: `docker://[registry/]repo[:tag|@digest]`
 // from a registry (src/oci/registry.ts), `oci:DIR[:tag]` and `oci-archive:FILE[:tag]` from an OCI
 // image layout (src/oci/layout.ts). The image manifest is resolved for this machine's platform,
-// every blob is verified against its digest, the layers are applied in order with their whiteouts
-// (src/oci/layers.ts, through the safe extractor) into a work directory under the store's tmp
-// area, the config becomes an appc image manifest (src/oci/convert.ts), and the tree is packed as
-// an ACI (`manifest` + `rootfs/`) straight into the store's tmp area, hashed while it is written
-// (src/fetch/oci-pack.ts), and committed by Store.commitImage like a local ACI file. Registry
+// every blob is verified against its digest, the config becomes an appc image manifest
+// (src/oci/convert.ts), and the layers are applied with their whiteouts (src/oci/merge.ts, top
+// down, through the safe extractor) into a work directory under the store's tmp area while the
+// same entries are written as an ACI (`manifest` + `rootfs/`) into the store's tmp area, hashed as
+// it is written (src/fetch/oci-pack.ts), and committed by Store.commitImage like a local ACI file. Registry
 // layers are downloaded in parallel into resumable partials of the store's tmp area and kept,
 // verified, in `cas/oci/blobs` (src/store/oci-blobs.ts) so later pulls skip them; each layer is
-// applied as soon as it and the ones below it are there. The work directory is removed on every path.
+// applied as soon as it and the ones above it are there. The work directory is removed on every path.
 //
 // Signatures: once the manifest and config are resolved and BEFORE any layer is requested, the
 // policy (src/oci/policy.ts: policy.json of the local, else system config dir, else "signed by a
@@ -24,7 +24,6 @@ import path from 'node:path';
 import { parseImageManifest } from '../appc/validate.js';
 import { NotFoundError, UsageError } from '../errors.js';
 import { convertConfig } from '../oci/convert.js';
-import { applyLayers } from '../oci/layers.js';
 import { parseLayoutReference } from '../oci/layout.js';
 import { defaultPlatform, labelsFitPlatform, platformMismatch } from '../oci/platform.js';
 import { formatReference, parseReference } from '../oci/reference.js';
@@ -32,7 +31,7 @@ import type { ImageSourceKind } from '../store/catalog.js';
 import { recordOciLayers } from '../store/oci-blobs.js';
 import { adoptTree } from '../store/trees.js';
 import type { FetchContext, FetchRequest, ImageFetch } from './context.js';
-import { createdOf, writeAci } from './oci-pack.js';
+import { createdOf, packLayers } from './oci-pack.js';
 import { resolveLayout, resolveRegistry, type ResolvedOci } from './oci-sources.js';
 import type { PolicyImage, SignatureBlob } from '../oci/policy.js';
 
@@ -88,9 +87,6 @@ export async function fetchOciImage(ref: string, ctx: FetchContext, request: Fet
     const layers = await resolved.fetchLayers();
     const rootfs = path.join(work, 'rootfs');
     fs.mkdirSync(rootfs, { mode: 0o755 });
-    // As root, owners, setuid bits and device nodes of the layers are kept (the extractor's rule).
-    const privileged = process.geteuid?.() === 0;
-    await applyLayers(rootfs, layers, { sys: store.sys, privileged, onWarning: ctx.onWarning });
     const converted = convertConfig({
       name: resolved.name,
       ...(resolved.tag === undefined ? {} : { tag: resolved.tag }),
@@ -103,8 +99,11 @@ export async function fetchOciImage(ref: string, ctx: FetchContext, request: Fet
     const manifestBytes = Buffer.from(`${JSON.stringify(converted.manifest, null, 2)}\n`);
 
     const manifest = parseImageManifest(manifestBytes, `image manifest converted from ${ref}`);
-    // Packed straight into the store's tmp area and hashed while written (oci-pack.ts).
-    const read = { ...(await writeAci(manifestBytes, rootfs, createdOf(resolved.config), store.layout.tmp, store.sys)), manifest, manifestBytes };
+    // As root, owners, setuid bits and device nodes of the layers are kept (the extractor's rule).
+    const privileged = process.geteuid?.() === 0;
+    // Applied and packed straight into the store's tmp area, hashed while written (oci-pack.ts).
+    const packed = await packLayers(rootfs, layers, manifestBytes, createdOf(resolved.config), store.layout.tmp, { sys: store.sys, privileged, onWarning: ctx.onWarning });
+    const read = { ...packed, manifest, manifestBytes };
     // The layer blobs the image was made from, recorded before the image is listed (for gc).
     if (resolved.layerDigests.length > 0) recordOciLayers(store, read.id, resolved.layerDigests);
     try {

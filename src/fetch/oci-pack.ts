@@ -1,23 +1,31 @@
-// Packing an applied OCI tree as an ACI (`manifest` + `rootfs/`, appc spec/aci.md "Image
-// Archives") straight into a file of the store's tmp area, hashed (sha512: the image id) while it
-// is written, so the store can commit it without reading it again.
+// Packing an OCI image as an ACI (`manifest` + `rootfs/`, appc spec/aci.md "Image Archives")
+// straight into a file of the store's tmp area, hashed (sha512: the image id) while it is written,
+// so the store can commit it without reading it again.
+//
+// packLayers applies the layers top-down (src/oci/merge.ts) and writes each entry into the archive
+// from the bytes being extracted, in the merge's order: the top layer's entries, then what each
+// lower layer adds, then `rootfs/`, the implicit directories and the hardlinks. An image the merge
+// cannot reproduce is applied bottom-up instead and its tree walked in sorted order (writeAci).
+// Both orders are fixed by the layers, and directories carry the image's creation time, so the
+// same image always gives the same bytes and the same image id. The tree's directories get that
+// time too, so the tree equals what extracting the archive gives and the store can keep it as the
+// rendered tree (adoptTree).
 //
 // The archive is POSIX pax/ustar (POSIX.1-2001 `pax` format): a ustar header per entry, preceded
 // by an `x` extended header when a name, link target, size or owner does not fit ustar's fields.
-// Entries come in sorted order and directories carry the image's creation time, so the same tree
-// always gives the same bytes and the same image id. Modes, owners, symlinks and hardlinks are
-// kept; the safe extractor refused devices unless privileged; sockets and FIFOs carry no content
-// and are skipped. Directory times in the tree are set to the archive's, so the tree equals what
-// extracting the archive gives and the store can keep it as the rendered tree (adoptTree). The tree is read synchronously through one large buffer: for ~10k files the
-// cost is the system calls (lstat, open, read, close per file), not a stream per file. Writing
-// the archive and its sha512 run on a worker thread (each filled 4 MiB buffer is transferred to
-// it and comes back for reuse), so they take a second core instead of the main thread's time.
+// Modes, owners, symlinks, hardlinks, devices and FIFOs are kept as the extractor made them.
+// Writing the archive and its sha512 run on a worker thread (each filled 4 MiB buffer is
+// transferred to it and comes back for reuse), so they take a second core instead of the main
+// thread's time.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
+import type { EntryType, ExtractRecorder, RecordedEntry } from '../image/extract.js';
 import type { OciImageConfig } from '../oci/convert.js';
+import { applyLayers, type ApplyLayersOptions, type LayerSource } from '../oci/layers.js';
+import { mergeLayers, MergeFallback, type MergeResult } from '../oci/merge.js';
 import type { Syscalls } from '../sys/types.js';
 
 /** The config's `created` (RFC 3339), or the epoch: a fixed time for what the layers do not date. */
@@ -40,7 +48,7 @@ const BUFFER_SIZE = 4 << 20;
 const MAX_OCTAL_11 = 0o77777777777;
 const MAX_OCTAL_7 = 0o7777777;
 
-const TYPE = { file: 0x30, link: 0x31, symlink: 0x32, char: 0x33, block: 0x34, directory: 0x35, pax: 0x78 } as const;
+const TYPE = { file: 0x30, link: 0x31, symlink: 0x32, char: 0x33, block: 0x34, directory: 0x35, fifo: 0x36, pax: 0x78 } as const;
 
 interface Header {
   name: string;
@@ -170,7 +178,7 @@ class TarWriter {
     if (this.used + n > this.buf.length) this.flush();
   }
 
-  private padTo512(): void {
+  padTo512(): void {
     const pad = (BLOCK - (this.used % BLOCK)) % BLOCK;
     this.room(pad);
     this.buf.fill(0, this.used, this.used + pad);
@@ -214,7 +222,8 @@ class TarWriter {
     b.fill(0x20, 148, 156);
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += b[i]!;
-    b.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 'latin1');
+    octal(b, 148, 7, sum);
+    b[155] = 0x20;
     this.used += BLOCK;
   }
 
@@ -251,8 +260,14 @@ class TarWriter {
   }
 }
 
+/** `value` as length-1 octal digits and a NUL, written digit by digit (a string per field costs more for ~10k entries). */
 function octal(b: Buffer, offset: number, length: number, value: number): void {
-  b.write(`${Math.floor(value).toString(8).padStart(length - 1, '0')}\u0000`, offset, 'latin1');
+  let v = Math.floor(value);
+  b[offset + length - 1] = 0;
+  for (let i = offset + length - 2; i >= offset; i -= 1) {
+    b[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
 }
 
 /** A pax record: "<len> <key>=<value>\n", len counting the whole record in bytes. */
@@ -265,76 +280,202 @@ function paxRecord(key: string, value: string): string {
 }
 
 /**
- * Writes `manifest` and the tree under `rootfs` as an ACI into a new file of `tmpDir` (fsynced).
- * The file is removed when packing fails.
+ * An ACI being written into a new file of the store's tmp area: the manifest first, then the
+ * entries under `rootfs/` as an extraction records them (extract.ts ExtractRecorder) or as a walk
+ * of a tree finds them. Directories carry the image's creation time; files, symlinks and devices
+ * their own. `close()` ends, hashes and fsyncs the archive; `discard()` removes it.
+ */
+export class AciWriter implements ExtractRecorder {
+  private readonly tar: TarWriter;
+  private readonly createdSec: number;
+
+  private constructor(
+    private readonly fd: number,
+    readonly tmpTarPath: string,
+    private readonly sink: ArchiveSink,
+    private readonly tmpDir: string,
+    private readonly sys: Pick<Syscalls, 'fsyncPath'>,
+    manifestBytes: Buffer,
+    created: Date,
+  ) {
+    this.tar = new TarWriter(sink);
+    this.createdSec = Math.floor(created.getTime() / 1000);
+    this.tar.header({ name: 'manifest', type: TYPE.file, mode: 0o644, uid: 0, gid: 0, size: manifestBytes.length, mtime: this.createdSec });
+    this.tar.write(manifestBytes);
+    this.tar.padTo512();
+  }
+
+  static open(manifestBytes: Buffer, created: Date, tmpDir: string, sys: Pick<Syscalls, 'fsyncPath'>): AciWriter {
+    const tmpTarPath = path.join(tmpDir, `aci-${crypto.randomBytes(8).toString('hex')}.tar`);
+    const fd = fs.openSync(tmpTarPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    return new AciWriter(fd, tmpTarPath, new ArchiveSink(fd), tmpDir, sys, manifestBytes, created);
+  }
+
+  /** The entry of `rel` (relative to rootfs; '' is rootfs itself). */
+  entry(rel: string, type: EntryType, meta: RecordedEntry): void {
+    const name = rel === '' ? 'rootfs' : `rootfs/${rel}`;
+    const common = { name, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid, size: 0, mtime: meta.mtime };
+    switch (type) {
+      case 'directory':
+        // A directory's mtime is the time of the extraction once an entry was written in it: the
+        // image's creation time keeps the image id the same for every fetch of the same image.
+        this.tar.header({ ...common, name: `${name}/`, type: TYPE.directory, mtime: this.createdSec });
+        return;
+      case 'file':
+        this.tar.header({ ...common, type: TYPE.file, size: meta.size });
+        return;
+      case 'symlink':
+        this.tar.header({ ...common, type: TYPE.symlink, linkname: meta.symlink ?? '' });
+        return;
+      case 'character-device':
+      case 'block-device':
+        this.tar.header({ ...common, type: type === 'character-device' ? TYPE.char : TYPE.block, devmajor: meta.devmajor ?? 0, devminor: meta.devminor ?? 0 });
+        return;
+      case 'fifo':
+        this.tar.header({ ...common, type: TYPE.fifo });
+        return;
+      case 'link':
+        throw new Error('pack: hardlinks are written with link()');
+    }
+  }
+
+  data(chunk: Buffer): void {
+    this.tar.write(chunk);
+  }
+
+  entryEnd(): void {
+    this.tar.padTo512();
+  }
+
+  /** `rel` as a hardlink of `linkRel`, which the archive already holds. */
+  link(rel: string, linkRel: string, st: fs.Stats): void {
+    this.tar.header({ name: `rootfs/${rel}`, type: TYPE.link, linkname: `rootfs/${linkRel}`, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) });
+  }
+
+  /** Copies `size` bytes of the open file `src` as the body of the entry just written. */
+  body(src: number, size: number, what: string): void {
+    this.tar.body(src, size, what);
+  }
+
+  /** Resolves once the writing thread has a buffer free: awaited between chunks, it bounds the memory in flight. */
+  readonly pace = (): Promise<void> => this.sink.ready();
+
+  /** The image's creation time, in seconds: what the tree's directories get. */
+  get directoryTime(): number {
+    return this.createdSec;
+  }
+
+  /** Ends the archive, waits for its digest and fsyncs it. */
+  async close(): Promise<PackedAci> {
+    this.tar.end();
+    const id = `sha512-${await this.sink.digest()}`;
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+    this.sys.fsyncPath(this.tmpDir);
+    return { id, tmpTarPath: this.tmpTarPath, size: this.tar.size };
+  }
+
+  /** Stops the writing thread and removes the file. */
+  async discard(): Promise<void> {
+    await this.sink.stop();
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // closed already
+    }
+    fs.rmSync(this.tmpTarPath, { force: true });
+  }
+}
+
+/**
+ * Writes `manifest` and the tree under `rootfs` as an ACI into a new file of `tmpDir` (fsynced),
+ * walking the tree in sorted order. The file is removed when packing fails.
  */
 export async function writeAci(manifestBytes: Buffer, rootfs: string, created: Date, tmpDir: string, sys: Pick<Syscalls, 'fsyncPath'>): Promise<PackedAci> {
-  const tmpTarPath = path.join(tmpDir, `aci-${crypto.randomBytes(8).toString('hex')}.tar`);
-  const fd = fs.openSync(tmpTarPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-  const sink = new ArchiveSink(fd);
+  const aci = AciWriter.open(manifestBytes, created, tmpDir, sys);
   try {
-    const tar = new TarWriter(sink);
-    const createdSec = Math.floor(created.getTime() / 1000);
-    tar.header({ name: 'manifest', type: TYPE.file, mode: 0o644, uid: 0, gid: 0, size: manifestBytes.length, mtime: createdSec });
-    tar.write(manifestBytes);
-    tar.write(Buffer.alloc((BLOCK - (manifestBytes.length % BLOCK)) % BLOCK));
+    const createdSec = aci.directoryTime;
     const links = new Map<string, string>();
-    const walk = async (abs: string, name: string, st: fs.Stats): Promise<void> => {
-      const common = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+    const walk = async (abs: string, rel: string, st: fs.Stats): Promise<void> => {
+      const meta: RecordedEntry = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
       if (st.isDirectory()) {
-        // A directory's mtime is the time of this extraction once a layer wrote in it (and always
-        // for rootfs/): the image's creation time keeps the image id the same for every fetch of
-        // the same image. Files and symlinks keep their layer mtimes.
-        tar.header({ ...common, name: `${name}/`, type: TYPE.directory, mtime: createdSec });
+        aci.entry(rel, 'directory', meta);
         for (const child of fs.readdirSync(abs).sort()) {
           const childAbs = `${abs}/${child}`;
-          await walk(childAbs, `${name}/${child}`, fs.lstatSync(childAbs));
+          await walk(childAbs, rel === '' ? child : `${rel}/${child}`, fs.lstatSync(childAbs));
         }
         // The tree gets the times the archive carries: it can serve as the image's rendered tree.
         if (st.mtimeMs !== createdSec * 1000) fs.lutimesSync(abs, createdSec, createdSec);
       } else if (st.isSymbolicLink()) {
-        tar.header({ ...common, type: TYPE.symlink, linkname: fs.readlinkSync(abs) });
+        aci.entry(rel, 'symlink', { ...meta, symlink: fs.readlinkSync(abs) });
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? links.get(key) : undefined;
         if (first !== undefined) {
-          tar.header({ ...common, type: TYPE.link, linkname: first });
+          aci.link(rel, first, st);
           return;
         }
-        if (st.nlink > 1) links.set(key, name);
-        tar.header({ ...common, type: TYPE.file, size: st.size });
+        if (st.nlink > 1) links.set(key, rel);
+        aci.entry(rel, 'file', { ...meta, size: st.size });
         const src = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
         try {
-          tar.body(src, st.size, name);
+          aci.body(src, st.size, rel);
         } finally {
           fs.closeSync(src);
         }
-        await sink.ready();
+        await aci.pace();
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const rdev = st.rdev;
-        tar.header({
-          ...common,
-          type: st.isCharacterDevice() ? TYPE.char : TYPE.block,
+        aci.entry(rel, st.isCharacterDevice() ? 'character-device' : 'block-device', {
+          ...meta,
           devmajor: Math.floor(rdev / 256) & 0xfff,
           devminor: (rdev & 0xff) | ((Math.floor(rdev / 4096) & 0xfff00) >>> 0),
         });
+      } else if (st.isFIFO()) {
+        aci.entry(rel, 'fifo', meta);
       }
     };
-    await walk(rootfs, 'rootfs', fs.lstatSync(rootfs));
-    tar.end();
-    const id = `sha512-${await sink.digest()}`;
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    sys.fsyncPath(tmpDir);
-    return { id, tmpTarPath, size: tar.size };
+    await walk(rootfs, '', fs.lstatSync(rootfs));
+    return await aci.close();
   } catch (err) {
-    await sink.stop();
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // closed already
-    }
-    fs.rmSync(tmpTarPath, { force: true });
+    await aci.discard();
     throw err;
   }
+}
+
+/**
+ * Ends the ACI of a merge (src/oci/merge.ts) whose entries `aci` recorded as they were extracted:
+ * adds `rootfs/`, the implicit directories and the hardlinks (as the tree has them now), gives the
+ * tree's directories the archive's time (so the tree equals what extracting the archive gives and
+ * the store can keep it as the rendered tree, adoptTree), and closes the archive.
+ */
+export async function finishMergedAci(aci: AciWriter, rootfs: string, merge: MergeResult): Promise<PackedAci> {
+  const meta = (st: fs.Stats): RecordedEntry => ({ mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: 0 });
+  aci.entry('', 'directory', meta(fs.lstatSync(rootfs)));
+  for (const rel of merge.implicit) aci.entry(rel, 'directory', meta(fs.lstatSync(`${rootfs}/${rel}`)));
+  for (const [rel, linkRel] of merge.links) aci.link(rel, linkRel, fs.lstatSync(`${rootfs}/${rel}`));
+  const time = aci.directoryTime;
+  for (const rel of merge.directories) fs.lutimesSync(rel === '' ? rootfs : `${rootfs}/${rel}`, time, time);
+  return aci.close();
+}
+
+/**
+ * Applies `layers` onto `rootfs` (an empty directory) and packs the result as an ACI in `tmpDir`:
+ * top-down with the archive written from the extracted bytes (src/oci/merge.ts), or, for an image
+ * the merge cannot reproduce, bottom-up into a fresh `rootfs` and packed from a walk of the tree.
+ * Either way the same image always gives the same archive.
+ */
+export async function packLayers(rootfs: string, layers: readonly LayerSource[], manifestBytes: Buffer, created: Date, tmpDir: string, options: ApplyLayersOptions): Promise<PackedAci> {
+  const aci = AciWriter.open(manifestBytes, created, tmpDir, options.sys);
+  try {
+    const merged = await mergeLayers(rootfs, layers, { ...options, recorder: aci, pace: aci.pace });
+    return await finishMergedAci(aci, rootfs, merged);
+  } catch (err) {
+    await aci.discard();
+    if (!(err instanceof MergeFallback)) throw err;
+  }
+  fs.rmSync(rootfs, { recursive: true, force: true });
+  fs.mkdirSync(rootfs, { mode: 0o755 });
+  await applyLayers(rootfs, layers, options);
+  return writeAci(manifestBytes, rootfs, created, tmpDir, options.sys);
 }

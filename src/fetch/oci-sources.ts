@@ -98,15 +98,16 @@ export async function resolveRegistry(ref: string, ctx: FetchContext, platform: 
   const descriptors = doc.layers ?? [];
   const { store } = ctx;
   // Every layer gets a promise of an open file of its verified blob: from the store's blob area
-  // when an earlier pull kept it, else downloaded (a few at a time, lowest layer first) into a
+  // when an earlier pull kept it, else downloaded (a few at a time, topmost layer first) into a
   // resumable partial of the store's tmp area, verified, and published there. The layers are
-  // applied in order as soon as each one is there, while the later ones still download.
+  // applied from the top down (src/oci/merge.ts), each as soon as it is there, while the lower
+  // ones still download.
   const opened = new Map<string, Promise<number>>();
   const fds: number[] = [];
   let downloads: Promise<unknown> = Promise.resolve();
   const fetchLayers = async (): Promise<LayerSource[]> => {
     // The same blob may be listed twice (Docker's empty layer): downloaded once, applied each time.
-    const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
+    const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()].reverse();
     const queue: Array<{ layer: (typeof unique)[number]; resolve: (fd: number) => void; reject: (err: unknown) => void }> = [];
     for (const layer of unique) {
       const stored = openOciBlob(store.layout, layer.digest);

@@ -65,6 +65,42 @@ export interface ExtractOptions {
   privileged?: boolean;
   limits?: Partial<ExtractLimits>;
   onWarning?: (message: string) => void;
+  /**
+   * Told about every entry as this extraction creates it, with the metadata it applied, and fed
+   * its body: lets a caller write the same entries into an archive while they are extracted
+   * (src/fetch/oci-pack.ts). Skipped, filtered and unprivileged device entries are not told.
+   */
+  recorder?: ExtractRecorder;
+  /**
+   * Hardlinks are not made but handed over (after the filter and the checks of their own name)
+   * with the target's path relative to `target`: the caller makes them later with linkInTree.
+   */
+  deferHardlinks?: (relPath: string, linkRel: string) => void;
+  /** 'ignore': the archive's root entry (`./`) does not set the target's metadata. */
+  rootEntry?: 'apply' | 'ignore';
+  /** Awaited after each chunk of the archive has been extracted: lets a slower consumer of the recorder catch up. */
+  pace?: () => Promise<void>;
+}
+
+/** Metadata of an entry as extracted: the mode and owner it got, not only what the archive asked. */
+export interface RecordedEntry {
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Whole seconds. */
+  mtime: number;
+  /** Bytes of body that follow through `data` (regular files). */
+  size: number;
+  /** Symlink target. */
+  symlink?: string;
+  devmajor?: number;
+  devminor?: number;
+}
+
+export interface ExtractRecorder {
+  entry(relPath: string, type: EntryType, meta: RecordedEntry): void;
+  data(chunk: Buffer): void;
+  entryEnd(): void;
 }
 
 export interface ExtractResult {
@@ -72,6 +108,8 @@ export interface ExtractResult {
   bytes: number;
   /** What this extraction created, implicit parent directories included ('' is the target). */
   paths: Map<string, EntryType>;
+  /** The directories it created implicitly (0755, the extracting user's) that no entry of the archive claimed. */
+  implicit: ReadonlySet<string>;
 }
 
 const TYPE_OF_FLAG = new Map<number, EntryType>([
@@ -135,6 +173,10 @@ interface OpenFile {
 
 class Extractor implements TarVisitor {
   readonly paths = new Map<string, EntryType>();
+  /** Directories created implicitly by this extraction that no entry claimed (read after finish). */
+  get implicit(): ReadonlySet<string> {
+    return this.implicitDirs;
+  }
   entries = 0;
   bytes = 0;
   private totalSize = 0;
@@ -255,7 +297,9 @@ class Extractor implements TarVisitor {
     if (rel === undefined) return;
     if (rel === '') {
       if (type !== 'directory') this.fail(display, 'the root of the tree must be a directory');
+      if (this.options.rootEntry === 'ignore') return;
       this.rootMeta = this.dirMeta(this.target, header);
+      this.record('', 'directory', header, this.rootMeta.mode);
       return;
     }
     if (this.options.filter !== undefined && !this.options.filter(rel, type)) return;
@@ -284,6 +328,7 @@ class Extractor implements TarVisitor {
     let written = 0;
     while (written < chunk.length) written += fs.writeSync(file.fd, chunk, written, chunk.length - written);
     this.bytes += chunk.length;
+    this.options.recorder?.data(chunk);
   }
 
   entryEnd(): void {
@@ -295,6 +340,7 @@ class Extractor implements TarVisitor {
     } finally {
       fs.closeSync(file.fd);
     }
+    this.options.recorder?.entryEnd();
   }
 
   /** Closes a file left open by a failure (truncated body, write error). */
@@ -335,6 +381,19 @@ class Extractor implements TarVisitor {
   private mode(header: TarHeader): number {
     // Unprivileged extraction drops setuid/setgid: they would be the extracting user's anyway.
     return this.privileged ? header.mode : header.mode & ~SETID_BITS;
+  }
+
+  /** Tells the recorder about an entry just created, with the owner it got. */
+  private record(rel: string, type: EntryType, header: TarHeader, mode: number, extra: Partial<RecordedEntry> = {}): void {
+    const recorder = this.options.recorder;
+    if (recorder === undefined) return;
+    let { uid, gid } = header;
+    if (!this.privileged) {
+      uid = this.euid;
+      // A new entry of a setgid directory takes the directory's group.
+      gid = rel !== '' && this.setgidDirs.has(this.parentOf(rel)) ? fs.lstatSync(this.abs(rel)).gid : this.egid;
+    }
+    recorder.entry(rel, type, { mode, uid, gid, mtime: Math.floor(header.mtime), size: 0, ...extra });
   }
 
   /**
@@ -440,12 +499,14 @@ class Extractor implements TarVisitor {
       fd = fs.openSync(abs, CREATE_FLAGS, createMode);
     }
     this.paths.set(rel, 'file');
+    this.record(rel, 'file', header, this.mode(header), { size: header.size });
     if (header.size === 0) {
       try {
         this.applyMeta(abs, header, fd, rel);
       } finally {
         fs.closeSync(fd);
       }
+      this.options.recorder?.entryEnd();
     } else {
       this.file = { fd, abs, header, rel };
     }
@@ -475,7 +536,9 @@ class Extractor implements TarVisitor {
     this.existingDirs.delete(rel);
     if (this.setgidDirs.has(this.parentOf(rel))) this.setgidDirs.add(rel);
     this.setXattrs(abs, header, display);
-    this.deferred.push(this.dirMeta(abs, header));
+    const meta = this.dirMeta(abs, header);
+    this.deferred.push(meta);
+    this.record(rel, 'directory', header, meta.mode);
   }
 
   private createSymlink(rel: string, display: string, header: TarHeader): void {
@@ -504,11 +567,23 @@ class Extractor implements TarVisitor {
     if (this.privileged) fs.lchownSync(abs, header.uid, header.gid);
     this.setXattrs(abs, header, display);
     fs.lutimesSync(abs, header.mtime, header.mtime);
+    // Symlinks have no mode of their own on Linux: lstat shows 0777.
+    this.record(rel, 'symlink', header, 0o777, { symlink: linkText });
   }
 
   private createHardlink(rel: string, display: string, header: TarHeader): void {
     const linkDisplay = printable(header.linkname);
     const linkName = this.normalize(header.linkname, display, 'hardlink target');
+    if (this.options.deferHardlinks !== undefined) {
+      const linkRel = this.relative(linkName);
+      if (linkRel === undefined || linkRel === '') this.fail(display, `hardlink target ${linkDisplay} is outside ${this.prefix ?? 'the tree'}`);
+      this.ensureDir(this.parentOf(rel), display);
+      const mine = this.paths.get(rel);
+      if (mine !== undefined) this.fail(display, `conflicts with the ${mine} ${rel} created earlier from this archive`);
+      this.paths.set(rel, 'link');
+      this.options.deferHardlinks(rel, linkRel);
+      return;
+    }
     const seenType = this.seen.get(linkName);
     if (seenType === undefined && linkName !== '' && this.options.hardlinksToTarget === true && this.nonDirectoryAncestor(linkName) === undefined) {
       this.createLinkToTarget(rel, display, linkName, linkDisplay);
@@ -552,25 +627,8 @@ class Extractor implements TarVisitor {
   private createLinkToTarget(rel: string, display: string, linkName: string, linkDisplay: string): void {
     const linkRel = this.relative(linkName);
     if (linkRel === undefined || linkRel === '') this.fail(display, `hardlink target ${linkDisplay} is outside ${this.prefix ?? 'the tree'}`);
-    const lstatOrNone = (p: string): fs.Stats | undefined => {
-      try {
-        return fs.lstatSync(this.abs(p));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-        throw err;
-      }
-    };
-    const missing = `hardlink target ${linkDisplay} is neither an earlier entry of the archive nor a file of a lower layer`;
-    // Walked one component at a time with lstat: a symlink anywhere on the way is never followed.
-    for (let end = linkRel.indexOf('/'); end !== -1; end = linkRel.indexOf('/', end + 1)) {
-      const ancestor = linkRel.slice(0, end);
-      const st = lstatOrNone(ancestor);
-      if (st === undefined) this.fail(display, missing);
-      if (!st.isDirectory()) this.fail(display, `hardlink target ${linkDisplay} goes through the ${kindOf(st)} ${ancestor}`);
-    }
-    const st = lstatOrNone(linkRel);
-    if (st === undefined) this.fail(display, missing);
-    if (!st.isFile()) this.fail(display, `hardlink target ${linkDisplay} is a ${kindOf(st)}, not a regular file`);
+    const wrong = treeFileProblem(this.target, linkRel);
+    if (wrong !== undefined) this.fail(display, `hardlink target ${linkDisplay} ${wrong === 'missing' ? 'is neither an earlier entry of the archive nor a file of a lower layer' : wrong}`);
     this.link(rel, display, linkRel);
   }
 
@@ -608,6 +666,7 @@ class Extractor implements TarVisitor {
     }
     this.paths.set(rel, type);
     this.applyMeta(abs, header, undefined);
+    this.record(rel, type, header, this.mode(header), isDevice ? { devmajor: header.devmajor, devminor: header.devminor } : {});
   }
 
   private setXattrs(abs: string, header: TarHeader, display: string): void {
@@ -645,6 +704,57 @@ class Extractor implements TarVisitor {
   }
 }
 
+function lstatOrNone(abs: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Why the parents of `rel` are not all real directories of `root` ('missing' for one that is not
+ * there). Walked one component at a time with lstat: a symlink on the way is never followed.
+ */
+function ancestorsProblem(root: string, rel: string): string | undefined {
+  for (let end = rel.indexOf('/'); end !== -1; end = rel.indexOf('/', end + 1)) {
+    const ancestor = rel.slice(0, end);
+    const st = lstatOrNone(`${root}/${ancestor}`);
+    if (st === undefined) return 'missing';
+    if (!st.isDirectory()) return `goes through the ${kindOf(st)} ${ancestor}`;
+  }
+  return undefined;
+}
+
+/** Why `rel` is not a regular file reached through real directories of `root` ('missing' when it is not there). */
+function treeFileProblem(root: string, rel: string): string | undefined {
+  const through = ancestorsProblem(root, rel);
+  if (through !== undefined) return through;
+  const st = lstatOrNone(`${root}/${rel}`);
+  if (st === undefined) return 'missing';
+  return st.isFile() ? undefined : `is a ${kindOf(st)}, not a regular file`;
+}
+
+/**
+ * Makes `rel` a hardlink of the regular file `linkRel`, both relative to `root`, for a caller
+ * that deferred its hardlinks (ExtractOptions.deferHardlinks): the target must be a regular file
+ * and both reached through real directories. Returns why not, or undefined once the link is made.
+ */
+export function linkInTree(root: string, rel: string, linkRel: string): string | undefined {
+  const target = treeFileProblem(root, linkRel);
+  if (target !== undefined) return `its target ${linkRel} ${target === 'missing' ? 'is not in the tree' : target}`;
+  const parent = ancestorsProblem(root, rel);
+  if (parent !== undefined) return `its path ${parent === 'missing' ? 'has a missing directory' : parent}`;
+  try {
+    // link(2) does not follow a symlink at the old path; the target was checked to be a file.
+    fs.linkSync(`${root}/${linkRel}`, `${root}/${rel}`);
+  } catch (err) {
+    return `link(2): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  return undefined;
+}
+
 /** For messages: what an lstat'ed path is. */
 function kindOf(st: fs.Stats): string {
   if (st.isSymbolicLink()) return 'symlink';
@@ -674,8 +784,10 @@ export async function extractTar(tar: NodeJS.ReadableStream | Readable, target: 
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const reader = new TarReader(extractor, { maxMetaSize: Math.max(limits.maxManifestSize, limits.maxPathLength + 512) });
   try {
+    const pace = options.pace;
     for await (const chunk of tar as AsyncIterable<Buffer | string>) {
       reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      if (pace !== undefined) await pace();
     }
     reader.end();
     extractor.finish();
@@ -690,5 +802,5 @@ export async function extractTar(tar: NodeJS.ReadableStream | Readable, target: 
     }
     throw err;
   }
-  return { entries: extractor.entries, bytes: extractor.bytes, paths: extractor.paths };
+  return { entries: extractor.entries, bytes: extractor.bytes, paths: extractor.paths, implicit: extractor.implicit };
 }

@@ -56,67 +56,41 @@ export interface LayerReport {
 }
 
 /**
- * Applies `layers` in order (lowest first) onto `target`, an existing directory (normally empty).
- * Rejects with ImageFormatError on a hostile, corrupt or digest-mismatched layer; `target` then
- * holds a partial tree and the caller, which extracts into a temporary directory, discards it.
+ * Runs `apply` for each layer in `order` (indexes into `layers`) on its decompressed tar. The next
+ * layer is opened (its decompression starts filling its read-ahead buffer, decompress.ts) when
+ * the current one starts; a layer whose blob is still downloading waits in open(). An error of
+ * `apply` is reported as the layer's digest failure when the blob fails its digest (corrupt data
+ * read before it was checked), else prefixed with the layer it happened in.
  */
-export async function applyLayers(target: string, layers: readonly LayerSource[], options: ApplyLayersOptions): Promise<LayerReport[]> {
-  const reports: LayerReport[] = [];
+export async function forEachLayer(
+  layers: readonly LayerSource[],
+  order: readonly number[],
+  options: Pick<ApplyLayersOptions, 'onWarning'>,
+  apply: (index: number, stream: LayerStream) => Promise<void>,
+): Promise<void> {
   const whatOf = (index: number): string => `layer ${index + 1}/${layers.length} (${layers[index]!.name})`;
-  // Layer i+1 is opened (its decompression starts filling its read-ahead buffer, decompress.ts)
-  // when layer i starts being extracted; a layer whose blob is still downloading waits in open().
   const open = (index: number): Promise<LayerStream> => {
     const opening = (async () => openLayer(await layers[index]!.open(), layers[index]!.mediaType, whatOf(index), { onWarning: options.onWarning }))();
     opening.catch(() => {}); // awaited in its turn
     return opening;
   };
-  let next = layers.length > 0 ? open(0) : undefined;
+  let next = order.length > 0 ? open(order[0]!) : undefined;
   try {
-    for (const [index, layer] of layers.entries()) {
-      const what = whatOf(index);
-      const { compression, output } = await next!;
-      next = index + 1 < layers.length ? open(index + 1) : undefined;
-      const whiteouts: Whiteout[] = [];
-      let result;
+    for (const [position, index] of order.entries()) {
+      const layer = layers[index]!;
+      const stream = await next!;
+      next = position + 1 < order.length ? open(order[position + 1]!) : undefined;
       try {
-        result = await extractTar(output, target, {
-          sys: options.sys,
-          overwrite: index > 0,
-          // image-spec layer.md: a hardlink may name a file of a lower layer.
-          hardlinksToTarget: index > 0,
-          ...(options.privileged === undefined ? {} : { privileged: options.privileged }),
-          ...(options.limits === undefined ? {} : { limits: options.limits }),
-          ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
-          filter: (relPath) => {
-            const whiteout = parseWhiteout(relPath);
-            if (whiteout === undefined) return true;
-            if (whiteout !== 'ignore') whiteouts.push(whiteout);
-            // Whiteout files themselves never appear in the result (layer.md).
-            return false;
-          },
-        });
+        await apply(index, stream);
       } catch (err) {
-        output.destroy();
-        // Corrupt data read before its digest was checked: the digest failure is what to report.
+        stream.output.destroy();
         const unverified = layer.verified === undefined ? undefined : await layer.verified().then(() => undefined, (e: unknown) => e);
         if (unverified !== undefined) throw unverified;
         if (err instanceof ImageFormatError && !err.message.includes(layer.name)) {
-          throw new ImageFormatError(`apply ${what}: ${err.message}`, { cause: err, suggestions: err.suggestions });
+          throw new ImageFormatError(`apply ${whatOf(index)}: ${err.message}`, { cause: err, suggestions: err.suggestions });
         }
         throw err;
       }
-      const removed = applyWhiteouts(target, whiteouts, result.paths);
-      const report: LayerReport = {
-        index,
-        name: layer.name,
-        compression,
-        entries: result.entries,
-        bytes: result.bytes,
-        whiteouts: whiteouts.length,
-        removed,
-      };
-      options.onLayer?.(report);
-      reports.push(report);
     }
   } finally {
     // A failure leaves the next layer opened ahead: stop its decompression.
@@ -125,5 +99,45 @@ export async function applyLayers(target: string, layers: readonly LayerSource[]
       () => {},
     );
   }
+}
+
+/**
+ * Applies `layers` in order (lowest first) onto `target`, an existing directory (normally empty).
+ * Rejects with ImageFormatError on a hostile, corrupt or digest-mismatched layer; `target` then
+ * holds a partial tree and the caller, which extracts into a temporary directory, discards it.
+ */
+export async function applyLayers(target: string, layers: readonly LayerSource[], options: ApplyLayersOptions): Promise<LayerReport[]> {
+  const reports: LayerReport[] = [];
+  await forEachLayer(layers, layers.map((_, index) => index), options, async (index, { compression, output }) => {
+    const whiteouts: Whiteout[] = [];
+    const result = await extractTar(output, target, {
+      sys: options.sys,
+      overwrite: index > 0,
+      // image-spec layer.md: a hardlink may name a file of a lower layer.
+      hardlinksToTarget: index > 0,
+      ...(options.privileged === undefined ? {} : { privileged: options.privileged }),
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
+      ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
+      filter: (relPath) => {
+        const whiteout = parseWhiteout(relPath);
+        if (whiteout === undefined) return true;
+        if (whiteout !== 'ignore') whiteouts.push(whiteout);
+        // Whiteout files themselves never appear in the result (layer.md).
+        return false;
+      },
+    });
+    const removed = applyWhiteouts(target, whiteouts, result.paths);
+    const report: LayerReport = {
+      index,
+      name: layers[index]!.name,
+      compression,
+      entries: result.entries,
+      bytes: result.bytes,
+      whiteouts: whiteouts.length,
+      removed,
+    };
+    options.onLayer?.(report);
+    reports.push(report);
+  });
   return reports;
 }
