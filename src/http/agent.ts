@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import type { LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
 
-import { Agent } from 'undici';
+import { createAgent, type Agent } from './undici.js';
 
 export interface TlsOptions {
   /** `--insecure-options=tls`: accept any server certificate. */
@@ -49,7 +49,7 @@ export function getAgent(opts: AgentOptions = {}): Agent {
   if (!agent) {
     // Adding `ca` to tls.connect replaces the defaults, so append Node's roots to keep them.
     const ca = opts.ca === undefined ? undefined : [...defaultRootCertificates(), opts.ca];
-    agent = new Agent({
+    agent = createAgent({
       connect: {
         rejectUnauthorized: !insecure,
         ...(ca ? { ca } : {}),

@@ -7,12 +7,11 @@
 // any other final status becomes an HttpError naming the URL and the status.
 import { STATUS_CODES } from 'node:http';
 
-import { request } from 'undici';
-
 import { getAgent, type AgentOptions } from './agent.js';
 import { authorizationHeader, credentialsFor, type AuthConfig, type HostCredentials } from './auth.js';
 import { checkScheme, describeNetworkError, HttpError, isTransientNetworkError } from './http-error.js';
 import type { Retrier } from './retry.js';
+import { request, type ResponseData } from './undici.js';
 
 export const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -83,7 +82,7 @@ export async function openResponse(url: string, opts: OpenOptions): Promise<Open
     const credentials = credentialsFor(opts.auth, current);
     const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...opts.headers };
     if (credentials) headers.authorization = authorizationHeader(credentials);
-    let res: Awaited<ReturnType<typeof request>>;
+    let res: ResponseData;
     try {
       res = await request(current, {
         method: opts.method ?? 'GET',

@@ -2,7 +2,8 @@
 // stored image through the fetch module loads neither undici, nor htmlparser2, nor openpgp
 // (openpgp alone costs ~80 ms of start-up: src/fetch/context.ts). Checked on the built code (dist/) in
 // a child process whose module loads a resolve hook records; a reference that needs the network
-// is the control that the hook sees them when they are loaded.
+// is the control that the hook sees them when they are loaded. CommonJS loads are read from the
+// module cache at the end, since module hooks do not see `createRequire` (src/http/undici.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,6 +28,7 @@ describe('lazy loading of the remote fetch path', () => {
     fs.writeFileSync(
       path.join(dir, 'resolve.mjs'),
       [
+        `import fs from 'node:fs';`,
         `import { register } from 'node:module';`,
         `import { pathToFileURL } from 'node:url';`,
         `register(pathToFileURL(${JSON.stringify(path.join(dir, 'hooks.mjs'))}));`,
@@ -35,6 +37,9 @@ describe('lazy loading of the remote fetch path', () => {
         `const [dir, ref] = process.argv.slice(2);`,
         `const context = new Context({ dir, localConfig: dir + '/etc', systemConfig: dir + '/usr-lib', insecureOptions: 'image', warn: () => {} });`,
         `try { console.log((await resolveImageRef(ref, context.fetchContext(), 'new')).id); } catch (err) { console.log('error: ' + err.message); }`,
+        // CommonJS modules loaded through createRequire (src/http/undici.ts) pass no ESM hook: the module cache lists them.
+        `const { createRequire } = await import('node:module');`,
+        `fs.appendFileSync(process.env.LOAD_LOG, Object.keys(createRequire(import.meta.url).cache).join('\\n') + '\\n');`,
       ].join('\n'),
     );
     const aci = path.join(dir, 'lazy.aci');

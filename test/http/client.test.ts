@@ -24,7 +24,7 @@ const httpRejection = (p: Promise<unknown>): Promise<HttpError> => rejection(p, 
  */
 function buildChildCopy(): string {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-http-child-'));
-  for (const rel of ['src/errors.ts', 'src/http/client.ts', 'src/http/agent.ts', 'src/http/auth.ts', 'src/http/exchange.ts', 'src/http/http-error.ts', 'src/http/retry.ts']) {
+  for (const rel of ['src/errors.ts', 'src/http/client.ts', 'src/http/agent.ts', 'src/http/auth.ts', 'src/http/exchange.ts', 'src/http/http-error.ts', 'src/http/retry.ts', 'src/http/undici.ts']) {
     const source = fs.readFileSync(path.join(repoRoot, rel), 'utf8');
     const js = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
