@@ -57,19 +57,41 @@ function terminalOfStdin(): string | undefined {
   }
 }
 
-/** waitpid(-1, WNOHANG) until nothing more has ended; ECHILD means no child is left. */
-function reapAll(onExit: (pid: number, status: number) => void): void {
+/** waitpid(-1, WNOHANG) until nothing more has ended; returns true when no child is left (ECHILD). */
+function reapAll(onExit: (pid: number, status: number) => void): boolean {
   for (;;) {
     let result: { pid: number; status: number } | undefined;
     try {
       result = sys.waitpid(-1, WNOHANG);
     } catch (err) {
-      if (err instanceof SyscallError && err.code === 'ECHILD') return;
+      if (err instanceof SyscallError && err.code === 'ECHILD') return true;
       throw err;
     }
-    if (result === undefined) return;
+    if (result === undefined) return false;
     onExit(result.pid, result.status);
   }
+}
+
+/** How long the init waits for what the apps left behind to die once it has killed it. */
+const ORPHAN_REAP_MS = 1000;
+
+/**
+ * Once every app has ended, kills what they left behind (background processes re-parented to
+ * this PID 1) and reaps it. Those processes die with PID 1 anyway (pid_namespaces(7): the kernel
+ * SIGKILLs the namespace when its init exits); killed first, they no longer hold the output
+ * pipes (2 s of drain) or the pod's cgroups (which rmdir would find busy and leave to gc).
+ */
+async function killLeftovers(reap: () => boolean): Promise<void> {
+  // kill(2): pid -1 signals every process the caller may signal except itself; in the pod's
+  // PID namespace that is the pod's own processes only.
+  if (process.pid !== 1) return;
+  try {
+    process.kill(-1, 'SIGKILL');
+  } catch {
+    // ESRCH: nothing was left
+  }
+  const deadline = Date.now() + ORPHAN_REAP_MS;
+  while (!reap() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise<number> {
@@ -213,7 +235,7 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
   // PID 1 inherits every orphan of the namespace: reap them all (and any child libuv has not) on
   // each SIGCHLD (signals coalesce, so reapAll loops until nothing is left), with a slow poll as
   // a safety net.
-  const reap = (): void =>
+  const reap = (): boolean =>
     reapAll((pid, status) =>
       childExited(pid, WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? exitStatusForSignal(WTERMSIG(status)) : EXIT_TSPOD_FAILURE),
     );
@@ -227,9 +249,9 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
     clearInterval(timer);
     process.off('SIGCHLD', reap);
     systemd.close();
+    await killLeftovers(reap);
     await warm.output?.drain(); // the apps' last lines (stage1/app-output.ts)
     await mds?.close();
-    // Orphans of the apps may linger in the cgroups for a moment: they die with this PID 1.
     try {
       cgroups.remove();
     } catch {

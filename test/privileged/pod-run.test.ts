@@ -185,6 +185,27 @@ describe.skipIf(!canRunPods)('tspod run: real pods (needs root and actool)', () 
     expect(hostMountsOfPods()).toBe(0);
   });
 
+  it('a background process an app leaves behind is killed when the apps have ended: no process and no cgroup of the pod are left', () => {
+    const uuidFile = path.join(suite.env.base, `uuid-${Math.random().toString(16).slice(2)}`);
+    const marker = `leftover-${Math.random().toString(16).slice(2, 8)}`;
+    // The background sleep keeps the app's stdout open; the second app makes the output prefixed.
+    const app = ['--exec', '/bin/sh', '--', '-c', `sh -c 'sleep 30; true' ${marker} & echo started`];
+    const result = run(['--uuid-file-save', uuidFile, suite.demo, '--name', 'a', ...app, '---', suite.demo, '--name', 'b', ...app]);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toContain('[a] started');
+    const uuid = fs.readFileSync(uuidFile, 'utf8').trim();
+    const cgroups = fs.readdirSync('/sys/fs/cgroup').flatMap((h) => [`/sys/fs/cgroup/${h}/tspod/pod-${uuid}`, `/sys/fs/cgroup/${h}/pod-${uuid}`]);
+    expect(cgroups.filter((dir) => fs.existsSync(dir))).toEqual([]);
+    const leftovers = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && (() => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    })());
+    expect(leftovers).toEqual([]);
+  });
+
   it('an app allocating past --memory is killed by the OOM killer; run exits 137 and status shows it', () => {
     // tail keeps the last lines of its input: /dev/zero has no newline, so it buffers everything.
     const result = run([suite.demo, '--memory=32M', '--exec', '/bin/busybox', '--', 'tail', '/dev/zero']);
