@@ -11,9 +11,17 @@ import { execApp, EXIT_BAD_STEP, EXIT_EXEC, parseExecStep, type ExecStep } from 
 /** The fd a parent may pass the step on instead of a path (the first one after stdio). */
 const STEP_FD = 3;
 
-function fail(message: string, status: number): void {
+function fail(message: string, status: number, stepOnFd: boolean): void {
   process.stderr.write(`tspod exec: ${message}\n`);
   process.exitCode = status;
+  // Tells the init, which reads fd 3 to its end, that the app was not started (warm-exec.ts).
+  if (stepOnFd) {
+    try {
+      fs.writeSync(STEP_FD, 'F');
+    } catch {
+      // the init is gone, or fd 3 was given to a socket activation fd
+    }
+  }
 }
 
 function readStep(arg: string | undefined): ExecStep {
@@ -36,10 +44,9 @@ function readStep(arg: string | undefined): ExecStep {
   } catch (err) {
     throw new StepReadError((err as Error).message);
   }
-  // The app must not inherit the step's fd (whoever opened it may not have set O_CLOEXEC). With
-  // socket activation fds it stays open until the first of them is dup2(2)'d over it (exec-app.ts
-  // step 3a), so nothing else can take fd 3 in between.
-  if (arg === undefined && step.listenFds === undefined) fs.closeSync(STEP_FD);
+  // fd 3 stays open: execApp marks it close-on-exec with every other fd (exec-app.ts step 3b), so
+  // it closes at the execve(2) and the init reads that as "the app runs" (warm-exec.ts
+  // execConfirmed). With socket activation fds it is dup2(2)'d over earlier (step 3a).
   return step;
 }
 
@@ -47,16 +54,17 @@ class StepReadError extends Error {}
 
 function main(argv: readonly string[]): void {
   let step: ExecStep;
+  const stepOnFd = argv[2] === undefined;
   try {
     step = readStep(argv[2]);
   } catch (err) {
-    fail((err as Error).message, EXIT_BAD_STEP);
+    fail((err as Error).message, EXIT_BAD_STEP, stepOnFd);
     return;
   }
   try {
     execApp(step, libcSyscalls);
   } catch (err) {
-    fail((err as Error).message, EXIT_EXEC);
+    fail((err as Error).message, EXIT_EXEC, stepOnFd && step.listenFds === undefined);
   }
 }
 

@@ -150,7 +150,8 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
     deliver(code);
   };
   /** Starts one exec step (the app's exec or an event handler) in the app's cgroup. */
-  const startStep = (appName: string, step: ExecStep, kind: string): Promise<number> => {
+  /** Starts an exec step: `exited` gives its exit status, `running` whether it exec'd (warm-exec.ts execConfirmed). */
+  const startStep = (appName: string, step: ExecStep, kind: string): { exited: Promise<number>; running: Promise<boolean> } => {
     if (kind === 'exec') step = systemd.execStep(appName, step); // NOTIFY_SOCKET, socket activation fds
     const stepFile = path.join(podDir, POD_FILES.appsDir, appName, `${kind}-step.json`);
     const stepJson = JSON.stringify(step);
@@ -167,8 +168,9 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
     // libuv reaps its own children on SIGCHLD, racing reapAll below: either path delivers the exit.
     child.on('exit', (code, signal) => childExited(pid, exitStatusOfChild(code, signal)));
     // A warm step gets its step only now that it is in the app's cgroup.
-    if (warmChild !== undefined) WarmExecSteps.deliver(warmChild, stepJson);
-    return exited;
+    if (warmChild === undefined) return { exited, running: Promise.resolve(true) };
+    WarmExecSteps.deliver(warmChild, stepJson);
+    return { exited, running: WarmExecSteps.execConfirmed(warmChild) };
   };
 
   const signalApps = (signal: NodeJS.Signals): void => {
@@ -207,7 +209,7 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
     const handler = (spec: ExecSpec): ExecStep => ({ ...step, exec: [...spec.argv], path: spec.path });
     touch(path.join(statusDir, `${app.name}.created`));
     if (app.eventHandlers.preStart !== undefined) {
-      const code = await startStep(app.name, handler(app.eventHandlers.preStart), 'pre-start');
+      const code = await startStep(app.name, handler(app.eventHandlers.preStart), 'pre-start').exited;
       if (code !== 0) {
         process.stderr.write(`tspod: app ${app.name}: pre-start handler exited ${code}; the app is not started\n`);
         recordExit(app.name, code);
@@ -215,18 +217,22 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
       }
     }
     if (stopping) return recordExit(app.name, exitStatusForSignal(SIGNALS.SIGTERM));
-    const exited = startStep(app.name, step, 'exec');
-    touch(path.join(statusDir, `${app.name}.started`));
-    // `status --wait-ready`: ready once every app's main process has started.
-    started += 1;
-    if (started === plan.apps.length) {
-      touch(path.join(podDir, STAGE1_FILES.ready));
-      systemd.emit({ event: 'ready' });
+    const { exited, running } = startStep(app.name, step, 'exec');
+    // Started once the exec step has exec'd the app; one that could not be exec'd never counts,
+    // so its failure stops the pod before READY=1.
+    if (await running) {
+      touch(path.join(statusDir, `${app.name}.started`));
+      // `status --wait-ready`: ready once every app's main process has started.
+      started += 1;
+      if (started === plan.apps.length) {
+        touch(path.join(podDir, STAGE1_FILES.ready));
+        systemd.emit({ event: 'ready' });
+      }
     }
     const code = await exited;
     current.delete(app.name);
     recordExit(app.name, code);
-    if (app.eventHandlers.postStop !== undefined) await startStep(app.name, handler(app.eventHandlers.postStop), 'post-stop');
+    if (app.eventHandlers.postStop !== undefined) await startStep(app.name, handler(app.eventHandlers.postStop), 'post-stop').exited;
     current.delete(app.name);
   };
 

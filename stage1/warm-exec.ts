@@ -5,7 +5,7 @@
 // exec-app-main.ts), and the init hands it the step once the pod is ready. Kept free of heavy
 // imports: it runs before them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 import { AppOutput } from './app-output.js';
@@ -111,6 +111,24 @@ export class WarmExecSteps {
   /** Hands `stepJson` to a taken exec step: it applies the step and execs the app. */
   static deliver(child: ChildProcess, stepJson: string): void {
     (child.stdio[3] as Writable).end(stepJson);
+  }
+
+  /**
+   * Resolves once a delivered exec step has exec'd its app (true) or failed to (false). The step
+   * keeps its end of fd 3 open, close-on-exec, so the end of the stream is its execve(2); on a
+   * failure it writes one byte first (exec-app-main.ts). With socket activation fds the end comes
+   * a little earlier, when fd 3 is dup2(2)'d over, and a later failure shows only as the exit.
+   */
+  static execConfirmed(child: ChildProcess): Promise<boolean> {
+    const stream = child.stdio[3] as Readable | null;
+    if (stream === null) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let failed = false;
+      stream.on('data', () => (failed = true));
+      // 'close' follows 'end' and an error alike; the data, if any, was read before either.
+      stream.once('end', () => resolve(!failed));
+      stream.once('close', () => resolve(!failed));
+    });
   }
 
   /** Ends every step still waiting (the pod failed before using them, or had fewer steps). */

@@ -92,7 +92,6 @@ export class TarReader {
   private padding = 0;
   private offset = 0;
   private metaType = 0;
-  private metaHeader: TarHeader | undefined;
   private pending: PendingMeta | undefined;
   private current: TarHeader | undefined;
   private zeroBlocks = 0;
@@ -219,7 +218,6 @@ export class TarReader {
       this.metaType = typeflag;
       this.remaining = size;
       this.padding = padOf(size);
-      this.metaHeader = undefined;
       if (size === 0) this.onMeta(Buffer.alloc(0));
       else this.state = 'meta';
       return;

@@ -175,6 +175,40 @@ describe.skipIf(!canRunPods)('tspod run under systemd (needs root and actool)', 
     expect(new Set(notify.messages.map((m) => m.pid))).toEqual(new Set([run.child.pid]));
   });
 
+  it('sends READY=1 only once the apps run their programs; an app that cannot be exec\'d stops the pod before READY=1 (203)', async () => {
+    const notify = listener();
+    const uuidFile = path.join(suite.env.base, 'uuid-exec-fails');
+    const run = start(
+      suite.env,
+      ['run', '--insecure-options=image', '--net=none', `--uuid-file-save=${uuidFile}`, suite.demo, '--name', 'a', '--exec', '/bin/sleep', '--', '60', '---', suite.demo, '--name', 'b', '--seccomp', 'mode=remove,errno=EPERM,execve', '--exec', '/bin/true'],
+      { env: { NOTIFY_SOCKET: notify.address } },
+    );
+    const { code } = await run.exited;
+    expect(code, run.stderr()).toBe(203);
+    // The filter is in place before execve(2), which it then refuses: the exec step fails.
+    expect(run.stderr()).toMatch(/tspod exec: .*execve.*EPERM/);
+    expect(notify.messages.filter((m) => m.fields.READY === '1')).toEqual([]);
+    const statusDir = path.join(podDirOf(uuidFile), 'status');
+    expect(fs.existsSync(path.join(statusDir, 'a.started'))).toBe(true);
+    expect(fs.existsSync(path.join(statusDir, 'b.started'))).toBe(false);
+
+    // When READY=1 comes, both apps' programs are running (children of the pod's PID 1).
+    const ready = listener();
+    const readyUuid = path.join(suite.env.base, 'uuid-exec-ok');
+    const ok = start(
+      suite.env,
+      ['run', '--insecure-options=image', '--net=none', `--uuid-file-save=${readyUuid}`, suite.demo, '--name', 'a', '--exec', '/bin/sleep', '--', '60', '---', suite.demo, '--name', 'b', '--exec', '/bin/sleep', '--', '61'],
+      { env: { NOTIFY_SOCKET: ready.address } },
+    );
+    await ready.waitFor((m) => m.fields.READY === '1');
+    const init = fs.readFileSync(path.join(podDirOf(readyUuid), 'pid'), 'utf8').trim();
+    const children = fs.readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(/\s+/);
+    const programs = children.map((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '').join(' ')).sort();
+    expect(programs).toEqual(['/bin/sleep 60', '/bin/sleep 61']);
+    ok.child.kill('SIGTERM');
+    expect((await ok.exited).code).toBe(0);
+  });
+
   it('waits for the manager to answer the barrier before exiting, even when the pod ends at once', async () => {
     const notify = listener(1500);
     const run = start(suite.env, ['run', '--insecure-options=image', '--net=none', suite.demo, '--exec', '/bin/true'], { env: { NOTIFY_SOCKET: notify.address } });
