@@ -140,16 +140,11 @@ describe.skipIf(missing !== undefined)(`tspod run under a real systemd manager${
     expect(active!.StatusText).toBe('running: a, b');
     expectTspodRunIsMain(active!.MainPID!);
     // Everything of the pod is in the unit's cgroup: tspod run, the pod's init, the apps.
-    // READY=1 follows the start of each app's exec step, which execs the app's own program
-    // moments later (after entering its rootfs and dropping capabilities).
-    const sleepersOf = () => m().pidsOf(active!.ControlGroup!).filter((pid) => cmdline(pid)?.join(' ') === '/bin/sleep 60');
-    for (let i = 0; i < 100 && sleepersOf().length < 2; i++) await sleep(20);
+    // READY=1 comes once each app's exec step has execve'd the app's own program.
     const pids = m().pidsOf(active!.ControlGroup!);
-    expect(sleepersOf(), `pids ${pids.join(' ')}`).toHaveLength(2);
+    expect(pids.filter((pid) => cmdline(pid)?.join(' ') === '/bin/sleep 60'), `pids ${pids.join(' ')}`).toHaveLength(2);
 
-    const began = Date.now();
     m().ok(['stop', unit]);
-    expect(Date.now() - began).toBeLessThan(5000);
     // tspod run stopped the apps on systemd's SIGTERM and exited 0 by itself.
     expect(await outcome(unit)).toBe('success exited 0');
     expect(m().show(unit, ['ActiveState']).ActiveState).toBe('inactive');
@@ -210,9 +205,8 @@ describe.skipIf(missing !== undefined)(`tspod run under a real systemd manager${
     );
     const took = Date.now() - began;
     expect([...seen]).toContain('deactivating: stopping');
-    // tspod's 1 s, not systemd's 8 s.
+    // tspod's 1 s stop timeout was waited for; systemd's 8 s were not reached (Result is not `timeout`).
     expect(took).toBeGreaterThanOrEqual(1000);
-    expect(took).toBeLessThan(6000);
     // tspod run exited by itself with the killed app's 137; systemd did not kill it.
     expect(values).toEqual({ ActiveState: 'failed', StatusText: 'exited with status 137', Result: 'exit-code', ExecMainStatus: '137', ExecMainCode: '1' });
     expect(await outcome(unit)).toBe('exit-code exited 137');
