@@ -7,7 +7,6 @@ import { NotFoundError, UsageError } from '../errors.js';
 import type { FetchContext, FetchRequest, FetchResult, ImageFetch } from './context.js';
 import { fetchDependencies } from './dependencies.js';
 import { closeRemoteConnections, loadRemote } from './load-remote.js';
-import { fetchLocalAci } from './local-aci.js';
 import { classifyImageRef } from './reference.js';
 
 export type { FetchContext, FetchRequest, FetchResult, ImageFetch } from './context.js';
@@ -52,7 +51,8 @@ async function fetchOne(ref: string, ctx: FetchContext, request: FetchRequest): 
       if (policy === 'never') {
         throw new UsageError(`image ${ref}: --pull-policy=never uses the store only; fetch the file first`, { suggestions: [`tspod fetch ${ref}`] });
       }
-      const fetched = await fetchLocalAci(target.path, ctx, request);
+      // Loaded here: reading an archive (tar-stream) is for files, not for a stored image's `run`.
+      const fetched = await (await import('./local-aci.js')).fetchLocalAci(target.path, ctx, request);
       return { ...fetched, outcome: 'fetched' };
     }
     case 'url':

@@ -1,6 +1,7 @@
 // `tspod run` of an image already in the store must not pay for remote fetching: resolving a
-// stored image through the fetch module loads neither undici, nor htmlparser2, nor openpgp
-// (openpgp alone costs ~80 ms of start-up: src/fetch/context.ts). Checked on the built code (dist/) in
+// stored image through the fetch module loads neither undici, nor htmlparser2, nor openpgp (alone
+// ~80 ms of start-up: src/fetch/context.ts), nor tar-stream (only files and downloads are read as
+// archives). Checked on the built code (dist/) in
 // a child process whose module loads a resolve hook records; a reference that needs the network
 // is the control that the hook sees them when they are loaded. CommonJS loads are read from the
 // module cache at the end, since module hooks do not see `createRequire` (src/http/undici.ts).
@@ -14,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../support/cli.js';
 import { makeAciTar, manifestFor } from '../support/aci.js';
 
-const HEAVY = /\/node_modules\/(openpgp|undici|htmlparser2)\//;
+const HEAVY = /\/node_modules\/(openpgp|undici|htmlparser2|tar-stream)\//;
 
 describe('lazy loading of the remote fetch path', () => {
   let dir: string;
@@ -60,7 +61,7 @@ describe('lazy loading of the remote fetch path', () => {
     return { stdout: result.stdout, heavy: [...new Set(loads.filter((u) => HEAVY.test(u)).map((u) => HEAVY.exec(u)![1]!))] };
   }
 
-  it('resolving a stored image by name loads none of undici, htmlparser2 and openpgp', () => {
+  it('resolving a stored image by name loads none of undici, htmlparser2, openpgp and tar-stream', () => {
     const { stdout, heavy } = loadedFor('example.com/lazy:1.0');
     expect(stdout).toMatch(/^sha512-[0-9a-f]{128}\n$/);
     expect(heavy).toEqual([]);
