@@ -149,8 +149,10 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
     children.delete(pid);
     deliver(code);
   };
-  /** Starts one exec step (the app's exec or an event handler) in the app's cgroup. */
-  /** Starts an exec step: `exited` gives its exit status, `running` whether it exec'd (warm-exec.ts execConfirmed). */
+  /**
+   * Starts one exec step (the app's exec or an event handler) in the app's cgroup: `exited` gives
+   * its exit status, `running` whether it exec'd its program (warm-exec.ts execConfirmed).
+   */
   const startStep = (appName: string, step: ExecStep, kind: string): { exited: Promise<number>; running: Promise<boolean> } => {
     if (kind === 'exec') step = systemd.execStep(appName, step); // NOTIFY_SOCKET, socket activation fds
     const stepFile = path.join(podDir, POD_FILES.appsDir, appName, `${kind}-step.json`);
