@@ -176,13 +176,15 @@ describe.skipIf(!canRunPods)('tspod run under systemd (needs root and actool)', 
   });
 
   it('sends READY=1 only once the apps run their programs; an app that cannot be exec\'d stops the pod before READY=1 (203)', async () => {
-    const notify = listener();
-    const uuidFile = path.join(suite.env.base, 'uuid-exec-fails');
-    const run = start(
-      suite.env,
-      ['run', '--insecure-options=image', '--net=none', `--uuid-file-save=${uuidFile}`, suite.demo, '--name', 'a', '--exec', '/bin/sleep', '--', '60', '---', suite.demo, '--name', 'b', '--seccomp', 'mode=remove,errno=EPERM,execve', '--exec', '/bin/true'],
-      { env: { NOTIFY_SOCKET: notify.address } },
-    );
+    /** A pod of app a (`sleep 60`) and app b (`bArgs`), under a notification socket of its own. */
+    const twoApps = (name: string, bArgs: string[]) => {
+      const notify = listener();
+      const uuidFile = path.join(suite.env.base, `uuid-${name}`);
+      const apps = [suite.demo, '--name', 'a', '--exec', '/bin/sleep', '--', '60', '---', suite.demo, '--name', 'b', ...bArgs];
+      const run = start(suite.env, ['run', '--insecure-options=image', '--net=none', `--uuid-file-save=${uuidFile}`, ...apps], { env: { NOTIFY_SOCKET: notify.address } });
+      return { notify, uuidFile, run };
+    };
+    const { notify, uuidFile, run } = twoApps('exec-fails', ['--seccomp', 'mode=remove,errno=EPERM,execve', '--exec', '/bin/true']);
     const { code } = await run.exited;
     expect(code, run.stderr()).toBe(203);
     // The filter is in place before execve(2), which it then refuses: the exec step fails.
@@ -193,13 +195,7 @@ describe.skipIf(!canRunPods)('tspod run under systemd (needs root and actool)', 
     expect(fs.existsSync(path.join(statusDir, 'b.started'))).toBe(false);
 
     // When READY=1 comes, both apps' programs are running (children of the pod's PID 1).
-    const ready = listener();
-    const readyUuid = path.join(suite.env.base, 'uuid-exec-ok');
-    const ok = start(
-      suite.env,
-      ['run', '--insecure-options=image', '--net=none', `--uuid-file-save=${readyUuid}`, suite.demo, '--name', 'a', '--exec', '/bin/sleep', '--', '60', '---', suite.demo, '--name', 'b', '--exec', '/bin/sleep', '--', '61'],
-      { env: { NOTIFY_SOCKET: ready.address } },
-    );
+    const { notify: ready, uuidFile: readyUuid, run: ok } = twoApps('exec-ok', ['--exec', '/bin/sleep', '--', '61']);
     await ready.waitFor((m) => m.fields.READY === '1');
     const init = fs.readFileSync(path.join(podDirOf(readyUuid), 'pid'), 'utf8').trim();
     const children = fs.readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(/\s+/);
