@@ -68,7 +68,8 @@ export interface ExtractOptions {
   /**
    * Told about every entry as this extraction creates it, with the metadata it applied, and fed
    * its body: lets a caller write the same entries into an archive while they are extracted
-   * (src/fetch/oci-pack.ts). Skipped, filtered and unprivileged device entries are not told.
+   * (src/fetch/oci-pack.ts). Skipped, filtered and unprivileged device entries are not told, nor
+   * are hardlinks: a recorder's caller defers them (deferHardlinks) and records them itself.
    */
   recorder?: ExtractRecorder;
   /**
