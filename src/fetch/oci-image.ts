@@ -1,6 +1,7 @@
 // Fetching OCI images into the store, rkt's docker2aci way: `docker://[registry/]repo[:tag|@digest]`
 // from a registry (src/oci/registry.ts), `oci:DIR[:tag]` and `oci-archive:FILE[:tag]` from an OCI
-// image layout (src/oci/layout.ts). The image manifest is resolved for this machine's platform,
+// image layout (src/oci/layout.ts), `docker-archive:FILE[:NAME:TAG]` from a `docker save` archive
+// (src/oci/docker-archive.ts). The image manifest is resolved for this machine's platform,
 // every blob is verified against its digest, the config becomes an appc image manifest
 // (src/oci/convert.ts), and the layers are applied with their whiteouts (src/oci/merge.ts, top
 // down, through the safe extractor) into a work directory under the store's tmp area while the
@@ -42,14 +43,14 @@ interface OciOrigin {
 }
 
 
-/** Whether a reference names an OCI image (docker://, oci:, oci-archive:). */
+/** Whether a reference names an OCI image (docker://, oci:, oci-archive:, docker-archive:). */
 export function ociOriginOf(ref: string): OciOrigin {
   if (ref.startsWith('docker://')) return { kind: 'docker', location: formatReference(parseReference(ref)) };
   const layout = parseLayoutReference(ref);
   return { kind: 'oci', location: `${layout.transport}:${path.resolve(layout.path)}${layout.tag === undefined ? '' : `:${layout.tag}`}` };
 }
 
-/** `docker://`, `oci:` or `oci-archive:` into the store; see the module comment. */
+/** `docker://`, `oci:`, `oci-archive:` or `docker-archive:` into the store; see the module comment. */
 export async function fetchOciImage(ref: string, ctx: FetchContext, request: FetchRequest = {}): Promise<ImageFetch> {
   const origin = ociOriginOf(ref);
   const policy = request.pullPolicy ?? 'update';
@@ -173,9 +174,13 @@ async function checkOciSignature(ref: string, resolved: ResolvedOci, ctx: FetchC
   } else {
     const layout = parseLayoutReference(ref);
     const abs = path.resolve(layout.path);
-    image = { transport: layout.transport, reference: ociOriginOf(ref).location, docker: undefined, scopes: layoutScopes(abs, layout.tag), editScope: abs, digests };
+    // docker-archive: no manifest anyone could have signed, and only the transport's "" scope.
+    const archive = layout.transport === 'docker-archive';
+    image = { transport: layout.transport, reference: ociOriginOf(ref).location, docker: undefined, scopes: archive ? [] : layoutScopes(abs, layout.tag), editScope: archive ? '' : abs, digests };
     signatures = () => Promise.resolve(given);
-    hints = [`give its signature (skopeo standalone-sign writes one): tspod fetch --signature SIGFILE ${ref}`];
+    hints = archive
+      ? [`a docker save archive carries no signature: accept it with --insecure-options=image, or with {"type":"insecureAcceptAnything"} under transports.docker-archive[""] in policy.json`]
+      : [`give its signature (skopeo standalone-sign writes one): tspod fetch --signature SIGFILE ${ref}`];
   }
   const decision = await evaluatePolicy(loaded, image, { keystore, signatures, noSignatureHints: hints });
   if (decision.signer === null) ctx.onWarning(`image ${image.reference}: accepted without a signature by ${decision.file ?? 'the policy'} (${decision.scope})`);

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { NotFoundError, TspodError, UsageError } from '../errors.js';
 import type { OciImageConfig } from '../oci/convert.js';
 import { layerSources, type LayerSource } from '../oci/layers.js';
-import { parseLayoutReference, readLayout, readLayoutArchive } from '../oci/layout.js';
+import { readDockerArchive } from '../oci/docker-archive.js';
+import { parseLayoutReference, readLayout, readLayoutArchive, type LayoutImage } from '../oci/layout.js';
 import { defaultPlatform, selectPlatform, type PlatformWanted } from '../oci/platform.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 // Type only: the http modules (undici) load with a registry fetch, never for an image layout.
@@ -211,7 +212,10 @@ export async function resolveRegistry(ref: string, ctx: FetchContext, platform: 
   };
 }
 
-/** An `oci:`/`oci-archive:` layout: read (an archive unpacked into `work` first), every blob verified as it is read. */
+/**
+ * An `oci:`/`oci-archive:` layout or a `docker-archive:` (an archive unpacked into `work` first),
+ * every blob verified as it is read.
+ */
 export async function resolveLayout(ref: string, work: string, ctx: FetchContext, platform: PlatformWanted = defaultPlatform()): Promise<ResolvedOci> {
   const parsed = parseLayoutReference(ref);
   const options = {
@@ -219,19 +223,25 @@ export async function resolveLayout(ref: string, work: string, ctx: FetchContext
     selectManifest: (candidates: Parameters<typeof selectPlatform>[0]) => selectPlatform(candidates, platform, ref),
   };
   if (!fs.existsSync(parsed.path)) throw new NotFoundError(`fetch ${ref}: no such ${parsed.transport === 'oci' ? 'directory' : 'file'} ${parsed.path}`);
-  let image;
-  if (parsed.transport === 'oci-archive') {
+  let image: LayoutImage & { repoTag?: string };
+  if (parsed.transport === 'oci') {
+    image = await readLayout(parsed.path, options);
+  } else {
     const unpacked = path.join(work, 'layout');
     fs.mkdirSync(unpacked);
-    image = await readLayoutArchive(parsed.path, unpacked, { ...options, sys: ctx.store.sys });
-  } else {
-    image = await readLayout(parsed.path, options);
+    image =
+      parsed.transport === 'oci-archive'
+        ? await readLayoutArchive(parsed.path, unpacked, { ...options, sys: ctx.store.sys })
+        : await readDockerArchive(parsed.path, unpacked, { ...(parsed.tag === undefined ? {} : { reference: parsed.tag }), sys: ctx.store.sys });
   }
-  const tag = parsed.tag ?? image.tag;
-  // The layout's directory or file name (without .tar) stands for the repository, as skopeo names it.
+  // A docker archive's tag is the RepoTag's (`NAME:TAG`); a layout's is its ref.name.
+  const tag = parsed.transport === 'docker-archive' ? image.tag : (parsed.tag ?? image.tag);
+  // The RepoTag's name, else the layout's directory or file name (without .tar) stands for the
+  // repository, as skopeo names it.
   const base = path.basename(path.resolve(parsed.path)).replace(/\.(tar|oci)$/, '');
+  const repository = image.repoTag?.replace(/:[^:/]+$/, '');
   return {
-    name: image.config.config?.Labels?.['org.opencontainers.image.title'] ?? base,
+    name: repository ?? image.config.config?.Labels?.['org.opencontainers.image.title'] ?? base,
     tag,
     manifestDigest: image.manifestDigest,
     configDigest: image.manifest.config.digest,

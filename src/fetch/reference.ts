@@ -3,8 +3,9 @@
 //
 //   file://PATH, /PATH, ./PATH, ../PATH, anything ending in .aci   a local ACI file
 //   https://... (http://... with --insecure-options=http)           an ACI at a URL (.asc next to it)
-//   docker://..., oci:DIR[:tag], oci-archive:FILE[:tag]             an OCI image (registry, layout)
-//   docker-archive:..., other SCHEME://...                          not supported
+//   docker://..., oci:DIR[:tag], oci-archive:FILE[:tag],             an OCI image (registry, layout,
+//   docker-archive:FILE[:NAME:TAG]                                    docker save archive)
+//   other SCHEME://...                                              not supported
 //   sha512-HEX                                                      an image id: the store only
 //   anything else                                                   an appc name (`example.com/app:1.0,os=linux`)
 //
@@ -16,12 +17,12 @@
 export type ImageRefKind =
   | { kind: 'file'; path: string }
   | { kind: 'url'; url: string; scheme: 'https' | 'http' }
-  | { kind: 'oci'; scheme: 'docker' | 'oci' | 'oci-archive'; ref: string }
+  | { kind: 'oci'; scheme: 'docker' | 'oci' | 'oci-archive' | 'docker-archive'; ref: string }
   | { kind: 'unsupported'; scheme: string }
   | { kind: 'id'; id: string }
   | { kind: 'name'; name: string };
 
-/** Schemes of OCI images (issue 6); `docker-archive` (docker save) is refused by name. */
+/** Schemes of OCI images (issue 6), `docker-archive` (docker save) included. */
 const OCI_SCHEMES = new Set(['docker', 'oci', 'oci-archive', 'docker-archive']);
 
 export function classifyImageRef(ref: string): ImageRefKind {
@@ -32,7 +33,7 @@ export function classifyImageRef(ref: string): ImageRefKind {
   if (scheme !== undefined && (OCI_SCHEMES.has(scheme) || ref.slice(scheme.length + 1).startsWith('//'))) {
     // `docker:` without `//` is not a docker reference (skopeo's spelling is docker://).
     if (scheme === 'docker' && ref.startsWith('docker://')) return { kind: 'oci', scheme, ref };
-    if (scheme === 'oci' || scheme === 'oci-archive') return { kind: 'oci', scheme, ref };
+    if (scheme === 'oci' || scheme === 'oci-archive' || scheme === 'docker-archive') return { kind: 'oci', scheme, ref };
     return { kind: 'unsupported', scheme };
   }
   if (ref.startsWith('/') || ref.startsWith('./') || ref.startsWith('../') || ref.endsWith('.aci')) return { kind: 'file', path: ref };

@@ -50,18 +50,31 @@ export interface OciManifest {
 }
 
 export interface LayoutReference {
-  transport: 'oci' | 'oci-archive';
+  transport: 'oci' | 'oci-archive' | 'docker-archive';
   path: string;
-  /** The ref.name to look up; undefined means "the only image in the index". */
+  /**
+   * The ref.name to look up; undefined means "the only image in the index". For docker-archive,
+   * a docker reference among the RepoTags (`NAME:TAG`) or `@INDEX` (src/oci/docker-archive.ts).
+   */
   tag?: string;
 }
 
-/** `oci:DIR[:tag]` / `oci-archive:FILE[:tag]`; like containers/image, the tag follows the last ':'. */
+/**
+ * `oci:DIR[:tag]` / `oci-archive:FILE[:tag]`: like containers/image, the tag follows the last ':'.
+ * `docker-archive:FILE[:NAME:TAG|:@INDEX]`: the reference, which has a ':' of its own, follows the first.
+ */
 export function parseLayoutReference(ref: string): LayoutReference {
-  const m = /^(oci|oci-archive):(.+)$/.exec(ref);
-  if (m === null) throw new UsageError(`parse image reference "${ref}": expected oci:DIR[:tag] or oci-archive:FILE[:tag]`);
+  const m = /^(oci|oci-archive|docker-archive):(.+)$/.exec(ref);
+  if (m === null) throw new UsageError(`parse image reference "${ref}": expected oci:DIR[:tag], oci-archive:FILE[:tag] or docker-archive:FILE[:NAME:TAG]`);
   const transport = m[1] as LayoutReference['transport'];
   const rest = m[2]!;
+  if (transport === 'docker-archive') {
+    const colon = rest.indexOf(':');
+    if (colon === -1) return { transport, path: rest };
+    if (colon === 0) throw new UsageError(`parse image reference "${ref}": empty path`);
+    const reference = rest.slice(colon + 1);
+    return reference === '' ? { transport, path: rest.slice(0, colon) } : { transport, path: rest.slice(0, colon), tag: reference };
+  }
   const colon = rest.lastIndexOf(':');
   // A ':' inside a directory name (before the last '/') is part of the path.
   if (colon === -1 || rest.indexOf('/', colon) !== -1) return { transport, path: rest };
@@ -132,6 +145,11 @@ export function openBlob(dir: string, descriptor: OciDescriptor): Readable {
   const file = blobPath(dir, descriptor.digest);
   const what = `blob ${descriptor.digest}`;
   if (!fs.existsSync(file)) throw new NotFoundError(`read ${what}: not in the layout ${dir}`);
+  return openVerifiedFile(file, descriptor, what);
+}
+
+/** The bytes of `file`, checked against `descriptor` as they are read (the stream fails at its end on a mismatch). */
+export function openVerifiedFile(file: string, descriptor: Pick<OciDescriptor, 'digest' | 'size'>, what: string): Readable {
   const verifier = verifyingStream(descriptor, what);
   const source = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   source.on('error', (err) => verifier.destroy(err));

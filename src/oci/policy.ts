@@ -1,14 +1,16 @@
 // Which OCI images tspod accepts: a policy.json in the shape of containers-policy.json(5)
 // (containers/image docs/containers-policy.json.5.md), validated by schemas/oci-policy.json.
 //
-//   {"default": [REQ...], "transports": {"docker": {"<scope>": [REQ...]}, "oci": {...}, "oci-archive": {...}}}
+//   {"default": [REQ...], "transports": {"docker": {"<scope>": [REQ...]}, "oci": {...}, "oci-archive": {...}, "docker-archive": {...}}}
 //
 // - Files: `<local config dir>/policy.json`, else `<system config dir>/policy.json` (the local
 //   file wins whole, no merging), else the built-in default `{"default":[{"type":"signedBy","keyType":"GPGKeys"}]}`.
 // - Scopes, most specific first: docker `registry/repo:tag` (or `@digest`), `registry/repo`,
 //   `registry/namespace`..., `registry`, then the transport's `""`, then `default`. oci and
 //   oci-archive: `/abs/path:tag`, `/abs/path`, its parent directories up to `/`, then `""`, then
-//   `default`. The first scope present is used; ALL of its requirements must pass.
+//   `default`. docker-archive has only `""` (as in containers/image): an archive of `docker save`
+//   carries no signature, so its images pass `insecureAcceptAnything` or nothing. The first scope
+//   present is used; ALL of its requirements must pass.
 // - Requirements: `insecureAcceptAnything`; `reject`; `signedBy` with `keyType: "GPGKeys"` and
 //   `keyPath` | `keyPaths` | `keyData` (base64 keyring) and optional `signedIdentity`
 //   (matchExact, matchRepoDigestOrExact (default), matchRepository, exactReference,
@@ -37,7 +39,7 @@ export type Requirement =
   | { type: 'reject' }
   | { type: 'signedBy'; keyType: 'GPGKeys'; keyPath?: string; keyPaths?: string[]; keyData?: string; signedIdentity?: SignedIdentity };
 
-export type PolicyTransport = 'docker' | 'oci' | 'oci-archive';
+export type PolicyTransport = 'docker' | 'oci' | 'oci-archive' | 'docker-archive';
 
 export interface OciPolicy {
   default: Requirement[];

@@ -21,7 +21,7 @@ describe('classifyImageRef', () => {
     ['docker://busybox', { kind: 'oci', scheme: 'docker', ref: 'docker://busybox' }],
     ['oci:./layout:latest', { kind: 'oci', scheme: 'oci', ref: 'oci:./layout:latest' }],
     ['oci-archive:./img.tar', { kind: 'oci', scheme: 'oci-archive', ref: 'oci-archive:./img.tar' }],
-    ['docker-archive:./img.tar', { kind: 'unsupported', scheme: 'docker-archive' }],
+    ['docker-archive:./img.tar', { kind: 'oci', scheme: 'docker-archive', ref: 'docker-archive:./img.tar' }],
     ['ftp://example.com/app.aci', { kind: 'unsupported', scheme: 'ftp' }],
     ['sha512-0123abcd', { kind: 'id', id: 'sha512-0123abcd' }],
     ['example.com/app', { kind: 'name', name: 'example.com/app' }],

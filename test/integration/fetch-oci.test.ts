@@ -176,6 +176,58 @@ describe.skipIf(!hasRegistryTools)(`tspod fetch of OCI images (${REGISTRY_SKIP_R
     expect(fs.readdirSync(path.join(env.dir, 'cas', 'tmp')).filter((n) => n.startsWith('oci-'))).toEqual([]);
   });
 
+  it('fetches docker-archive:FILE[:NAME:TAG] written by skopeo (docker save format): same tree, named after its RepoTag', () => {
+    const env = newEnv();
+    const archive = path.join(work, 'saved.tar');
+    fs.rmSync(archive, { force: true });
+    skopeo(`oci:${whiteoutLayout}:t`, `docker-archive:${archive}:example.test/tools/whiteouts:2.0`);
+    // No signature can exist for it: the default policy refuses it, naming the way to accept it.
+    const refused = env.run(['fetch', `docker-archive:${archive}`]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/docker save archive carries no signature/);
+    expect(refused.stderr).toContain('transports.docker-archive');
+    expect(env.json<unknown[]>(['image', 'list'])).toEqual([]);
+
+    for (const ref of [`docker-archive:${archive}`, `docker-archive:${archive}:example.test/tools/whiteouts:2.0`]) {
+      const result = env.run(['fetch', '--insecure-options=image', ref]);
+      expect(result.status, result.stderr).toBe(0);
+    }
+    const listed = env.json<{ id: string; name: string; version?: string }[]>(['image', 'list']);
+    expect(listed).toHaveLength(1);
+    expect(listed[0]!.name).toBe('example.test/tools/whiteouts');
+    const dest = path.join(env.base, 'render');
+    env.ok(['image', 'render', listed[0]!.id, dest]);
+    expect(listTree(path.join(dest, 'rootfs'))).toEqual(EXPECTED_TREE);
+    const manifest = JSON.parse(env.ok(['image', 'cat-manifest', listed[0]!.id])) as { labels: { name: string; value: string }[]; app: { exec: string[] } };
+    expect(manifest.labels).toContainEqual({ name: 'version', value: '2.0' });
+    expect(manifest.app.exec).toEqual(['/bin/tool', '--flag']);
+
+    const wrongTag = env.run(['fetch', '--insecure-options=image', `docker-archive:${archive}:example.test/tools/whiteouts:9`]);
+    expect(wrongTag.status).not.toBe(0);
+    expect(wrongTag.stderr).toMatch(/no image tagged example.test\/tools\/whiteouts:9 \(tags: example.test\/tools\/whiteouts:2.0\)/);
+  });
+
+  it('refuses a docker-archive whose layer does not match the config\'s diff_id, nothing stored', () => {
+    const env = newEnv();
+    const archive = path.join(work, 'tampered.tar');
+    fs.rmSync(archive, { force: true });
+    skopeo(`oci:${whiteoutLayout}:t`, `docker-archive:${archive}`);
+    // Unpack, change one byte of the first layer's file, pack again with GNU tar.
+    const dir = fs.mkdtempSync(path.join(work, 'tamper-'));
+    execFileSync('tar', ['-xf', archive, '-C', dir]);
+    const [entry] = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { Layers: string[] }[];
+    const layerFile = path.join(dir, entry!.Layers[0]!);
+    const bytes = fs.readFileSync(layerFile);
+    const at = bytes.indexOf('kept\n');
+    bytes[at] = 'K'.charCodeAt(0);
+    fs.writeFileSync(layerFile, bytes);
+    execFileSync('tar', ['-cf', archive, '-C', dir, '.']);
+    const result = env.run(['fetch', '--insecure-options=image', `docker-archive:${archive}`]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/layer 1 \(.*\) is sha256:[0-9a-f]{64}, the config's rootfs.diff_ids says sha256:/);
+    expect(env.json<unknown[]>(['image', 'list'])).toEqual([]);
+  });
+
   it('refuses a registry blob whose bytes do not match its digest, nothing stored', async () => {
     const env = newEnv();
     const layout = path.join(work, 'corrupt');

@@ -286,6 +286,10 @@ describe('parseLayoutReference', () => {
     ['oci:/tmp/l:v1', { transport: 'oci', path: '/tmp/l', tag: 'v1' }],
     ['oci:./dir:with/colon', { transport: 'oci', path: './dir:with/colon' }],
     ['oci-archive:img.tar:latest', { transport: 'oci-archive', path: 'img.tar', tag: 'latest' }],
+    // docker-archive: the docker reference (with a ':' of its own) follows the first ':'.
+    ['docker-archive:saved.tar', { transport: 'docker-archive', path: 'saved.tar' }],
+    ['docker-archive:/srv/saved.tar:example.com/app:1.0', { transport: 'docker-archive', path: '/srv/saved.tar', tag: 'example.com/app:1.0' }],
+    ['docker-archive:saved.tar:@1', { transport: 'docker-archive', path: 'saved.tar', tag: '@1' }],
   ])('%s', (input, expected) => expect(parseLayoutReference(input)).toEqual(expected));
 
   it('refuses other transports', () => {
