@@ -15,7 +15,7 @@ import { extractTar } from '../image/extract.js';
 import type { Syscalls } from '../sys/types.js';
 import type { OciImageConfig } from './convert.js';
 import { detectLayerCompression } from './decompress.js';
-import { MAX_JSON_BLOB, openVerifiedFile, type LayoutImage, type OciDescriptor, type OciManifest } from './layout.js';
+import { MAX_JSON_BLOB, openVerifiedFile, sha256Digest, type LayoutImage, type OciDescriptor, type OciManifest } from './layout.js';
 
 const MANIFEST_FILE = 'manifest.json';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -149,11 +149,11 @@ export async function readDockerArchive(file: string, workDir: string, options: 
   const manifest: OciManifest = {
     schemaVersion: 2,
     mediaType: DOCKER_MANIFEST,
-    config: { mediaType: DOCKER_CONFIG, digest: `sha256:${crypto.createHash('sha256').update(configBytes).digest('hex')}`, size: configBytes.length },
+    config: { mediaType: DOCKER_CONFIG, digest: sha256Digest(configBytes), size: configBytes.length },
     layers,
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
-  const manifestDigest = `sha256:${crypto.createHash('sha256').update(manifestBytes).digest('hex')}`;
+  const manifestDigest = sha256Digest(manifestBytes);
   const tag = repoTag === undefined ? undefined : /:([^:/]+)$/.exec(repoTag)?.[1];
   return {
     dir: workDir,

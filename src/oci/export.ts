@@ -22,7 +22,7 @@ import { UsageError } from '../errors.js';
 import type { Syscalls } from '../sys/types.js';
 import { ensureDir } from '../store/atomic.js';
 import { ANNOTATIONS, type OciImageConfig } from './convert.js';
-import { blobPath, MEDIA_TYPE_CONFIG, writeLayout, type OciDescriptor } from './layout.js';
+import { blobPath, MEDIA_TYPE_CONFIG, sha256Digest, writeLayout, type OciDescriptor } from './layout.js';
 import { OCI_MANIFEST } from './media-types.js';
 import { ociArchitecture } from './platform.js';
 
@@ -310,7 +310,7 @@ export async function writeOciImage(dir: string, manifest: ImageManifest, rootfs
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDescriptor: OciDescriptor = {
     mediaType: MEDIA_TYPE_CONFIG,
-    digest: `sha256:${crypto.createHash('sha256').update(configBytes).digest('hex')}`,
+    digest: sha256Digest(configBytes),
     size: configBytes.length,
   };
   const ociManifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: configDescriptor, layers: [layer.descriptor] };

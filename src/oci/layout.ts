@@ -84,6 +84,11 @@ export function parseLayoutReference(ref: string): LayoutReference {
   return tag === '' ? { transport, path: p } : { transport, path: p, tag };
 }
 
+/** `sha256:<hex>` of `bytes`: the OCI digest of a blob held in memory. */
+export function sha256Digest(bytes: Uint8Array): string {
+  return `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+}
+
 const DIGEST_PATTERN = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 /** Checks a descriptor from untrusted JSON; the digest pattern also keeps blob paths inside blobs/. */
@@ -321,7 +326,7 @@ export async function writeLayout(dir: string, image: ExportImage, options: { sy
     throw new ImageFormatError('export oci layout: the layers given do not match the manifest');
   }
   const writeSmall = (bytes: Buffer): OciDescriptor => {
-    const digest = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+    const digest = sha256Digest(bytes);
     const target = blobPath(dir, digest);
     if (!fs.existsSync(target)) {
       ensureDir(path.dirname(target));

@@ -36,6 +36,7 @@ import { DEFAULT_RETRY_POLICY, Retrier, type RetryPolicy, type Sleep } from '../
 import type { Syscalls } from '../sys/types.js';
 import type { RegistryCredentials } from './docker-auth.js';
 import { selectPlatform, type PlatformWanted } from './platform.js';
+import { sha256Digest } from './layout.js';
 import { isIndexMediaType, isManifestMediaType, MANIFEST_ACCEPT, type Descriptor } from './media-types.js';
 import { formatReference, isDigest, type ImageReference } from './reference.js';
 
@@ -112,9 +113,6 @@ export function tokenUrl(challenge: Challenge, repository: string): URL {
   return url;
 }
 
-export function sha256Digest(bytes: Uint8Array): string {
-  return `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
-}
 
 export class RegistryClient {
   private readonly base: string;
