@@ -15,7 +15,7 @@ import { extractTar } from '../image/extract.js';
 import type { Syscalls } from '../sys/types.js';
 import type { OciImageConfig } from './convert.js';
 import { detectLayerCompression } from './decompress.js';
-import { MAX_JSON_BLOB, openVerifiedFile, sha256Digest, type LayoutImage, type OciDescriptor, type OciManifest } from './layout.js';
+import { MAX_JSON_BLOB, openVerifiedFile, parseJson, sha256Digest, type LayoutImage, type OciDescriptor, type OciManifest } from './layout.js';
 
 const MANIFEST_FILE = 'manifest.json';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -59,23 +59,26 @@ function readJsonFile(file: string, what: string): { bytes: Buffer; value: unkno
   const size = fs.statSync(file).size;
   if (size > MAX_JSON_BLOB) throw new ImageFormatError(`read docker archive: ${what} is larger than ${MAX_JSON_BLOB} bytes`);
   const bytes = fs.readFileSync(file);
-  try {
-    return { bytes, value: JSON.parse(bytes.toString('utf8')) };
-  } catch (err) {
-    throw new ImageFormatError(`read docker archive: ${what} is not valid JSON`, { cause: err });
-  }
+  return { bytes, value: parseJson(bytes, `docker archive ${what}`) };
 }
 
-function sha256File(file: string): string {
+/** A layer file in one pass: its digest, its size and its first bytes (for the compression). */
+function describeLayerFile(file: string): { digest: string; size: number; head: Buffer } {
   const hash = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
+  let size = 0;
+  let head = Buffer.alloc(0);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n = fs.readSync(fd, buf); n > 0; n = fs.readSync(fd, buf)) hash.update(buf.subarray(0, n));
+    for (let n = fs.readSync(fd, buf); n > 0; n = fs.readSync(fd, buf)) {
+      if (size === 0) head = Buffer.from(buf.subarray(0, Math.min(n, 512)));
+      hash.update(buf.subarray(0, n));
+      size += n;
+    }
   } finally {
     fs.closeSync(fd);
   }
-  return `sha256:${hash.digest('hex')}`;
+  return { digest: `sha256:${hash.digest('hex')}`, size, head };
 }
 
 function checkEntries(value: unknown): ArchiveEntry[] {
@@ -133,18 +136,14 @@ export async function readDockerArchive(file: string, workDir: string, options: 
   const files = new Map<string, string>();
   const layers: OciDescriptor[] = entry.Layers.map((member, i) => {
     const layerFile = memberFile(workDir, member, `layer ${i + 1}`);
-    const digest = sha256File(layerFile);
-    const head = Buffer.alloc(512);
-    const fd = fs.openSync(layerFile, 'r');
-    const read = fs.readSync(fd, head, 0, head.length, 0);
-    fs.closeSync(fd);
-    const compression = detectLayerCompression(head.subarray(0, read));
+    const { digest, size, head } = describeLayerFile(layerFile);
+    const compression = detectLayerCompression(head);
     // An uncompressed layer is its own diff_id: the config vouches for its bytes.
     if (compression === 'tar' && digest !== diffIds[i]) {
       throw new ImageFormatError(`read docker archive: layer ${i + 1} (${member}) is ${digest}, the config's rootfs.diff_ids says ${String(diffIds[i])}`);
     }
     files.set(digest, layerFile);
-    return { mediaType: compression === 'gzip' ? DOCKER_LAYER_GZIP : DOCKER_LAYER_TAR, digest, size: fs.statSync(layerFile).size };
+    return { mediaType: compression === 'gzip' ? DOCKER_LAYER_GZIP : DOCKER_LAYER_TAR, digest, size };
   });
   const manifest: OciManifest = {
     schemaVersion: 2,

@@ -171,7 +171,8 @@ export async function readBlob(dir: string, descriptor: OciDescriptor, maxSize =
   return Buffer.concat(chunks);
 }
 
-function parseJson(bytes: Buffer, what: string): unknown {
+/** JSON from untrusted bytes; ImageFormatError naming `what` when it is not JSON. */
+export function parseJson(bytes: Buffer, what: string): unknown {
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (err) {
