@@ -3,6 +3,7 @@
 // back there for `list`, `status`, `enter`, `stop` and `gc` to read without a daemon.
 // Documented in stage1/README.md; bump STAGE1_INTERFACE_VERSION on any incompatible change.
 
+import fs from 'node:fs';
 import os from 'node:os';
 
 import { CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS } from '../src/sys/types.js';
@@ -42,6 +43,27 @@ export const POD_FILES = {
 export const ENV_NETWORK_PENDING = 'TSPOD_NETWORK_PENDING';
 export const NETWORK_READY_SIGNAL = 'SIGUSR2';
 // --- end of pod networks -------------------------------------------------------------------------
+
+// --- cgroups (stage1/README.md "cgroups") -----------------------------------------------------
+
+/** Where cgroupfs is mounted: cgroup v2's unified hierarchy, or a tmpfs with one v1 hierarchy per controller. */
+export const CGROUP_ROOT = '/sys/fs/cgroup';
+
+export type CgroupVersion = 'v1' | 'v2';
+
+/** v2 when the root itself is the unified hierarchy; a hybrid host (v1 controllers mounted) is v1. */
+export function detectCgroupVersion(root = CGROUP_ROOT): CgroupVersion {
+  return fs.existsSync(`${root}/cgroup.controllers`) && !fs.existsSync(`${root}/memory`) ? 'v2' : 'v1';
+}
+
+/**
+ * Set by stage0 on a cgroup v2 host when `tspod run` was started in a cgroup delegated to it (a
+ * systemd unit with `Delegate=yes`): that cgroup's path, relative to CGROUP_ROOT. stage0 has
+ * moved itself into its leaf `supervisor` (so the init starts there too), and the pod's cgroups
+ * go below it: `<parent>/pod-<uuid>/app-<name>`. Absent: `tspod/pod-<uuid>` from the root.
+ */
+export const ENV_CGROUP_PARENT = 'TSPOD_CGROUP_PARENT';
+// --- end of cgroups ------------------------------------------------------------------------------
 
 /** Files stage1 writes back (relative to the pod directory). */
 export const STAGE1_FILES = {

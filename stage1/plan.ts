@@ -99,8 +99,12 @@ export interface PlanHost {
   selinuxEnabled?: boolean;
   /** overlayfs usable for the pod dir (false: the plan asks for copies straight away). */
   overlaySupported?: boolean;
-  /** Parent of the pod's cgroup, relative to each hierarchy root. */
-  cgroupParent?: string;
+  /**
+   * cgroup v2: the cgroup a systemd unit delegated to `tspod run` (ENV_CGROUP_PARENT), relative
+   * to the root. The pod's cgroup goes below it, and controllers are enabled from it down, never
+   * above it. Absent: `tspod/pod-<uuid>` in each hierarchy.
+   */
+  delegatedCgroup?: string;
 }
 
 export interface PlanInput {
@@ -264,7 +268,11 @@ export interface PodPlan {
   emptyVolumes: EmptyVolumePlan[];
   mounts: PlannedMount[];
   sysctls: { key: string; path: string; value: string }[];
-  cgroup: CgroupValues & { supervisor: string; v2Controllers: string[] };
+  /**
+   * `delegated`: PlanHost.delegatedCgroup. `v2Controllers`: what the pod's and apps' limits need
+   * (cpu, memory) and pids, which counts the pod's processes where the parent offers it.
+   */
+  cgroup: CgroupValues & { delegated?: string; v2Controllers: string[] };
   apps: AppPlan[];
   isolators: IsolatorReport[];
   warnings: string[];
@@ -918,8 +926,8 @@ export function planPod(input: PlanInput): PodPlan {
   }
   // os/linux/cpu-shares is app-scoped (reported as ignored above); only resource/* bound the pod.
   const podLimits = resourceLimits(podIsolators.filter((i) => i.name.startsWith('resource/')), 'pod', warnings, podReport);
-  const cgroupParent = (host.cgroupParent ?? 'tspod').replace(/^\/+|\/+$/g, '');
-  const podCgroup = `${cgroupParent}/pod-${input.uuid}`;
+  const delegated = host.delegatedCgroup?.replace(/^\/+|\/+$/g, '') || undefined;
+  const podCgroup = `${delegated ?? 'tspod'}/pod-${input.uuid}`;
 
   const podRoot = path.join(podDir, STAGE1_FILES.rootDir);
   const mounts: PlannedMount[] = [
@@ -959,8 +967,7 @@ export function planPod(input: PlanInput): PodPlan {
     sysctls,
     cgroup: {
       ...podCg,
-      // cgroup v2 "no internal processes": the supervisor lives in a leaf beside the apps.
-      supervisor: `${podCgroup}/stage1`,
+      ...(delegated === undefined ? {} : { delegated }),
       v2Controllers: [...(anyCpu ? ['cpu'] : []), ...(anyMemory ? ['memory'] : []), 'pids'],
     },
     apps,

@@ -13,7 +13,7 @@ import { EXIT_TSPOD_FAILURE } from '../src/errors.js';
 import { libcSyscalls as sys, PR_SET_PDEATHSIG, SyscallError, WEXITSTATUS, WIFEXITED, WIFSIGNALED, WNOHANG, WTERMSIG } from '../src/sys/index.js';
 import { applyPodFilesystem } from './apply.js';
 import { PodCgroups } from './cgroups.js';
-import { exitStatusForSignal, exitStatusOfChild, podNamespaces, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
+import { ENV_CGROUP_PARENT, exitStatusForSignal, exitStatusOfChild, podNamespaces, POD_FILES, STAGE1_FILES, type RunOptions } from './contract.js';
 import { execStepForApp, type ExecStep } from './exec-app.js';
 import { execStepCommand, WarmExecSteps } from './warm-exec.js';
 import { hostView } from './host-view.js';
@@ -118,7 +118,7 @@ export async function supervisePod(podDir: string, warm: WarmExecSteps): Promise
     podDir,
     ...inputs,
     view: hostView,
-    host: { resolvConf: hostView.readFile('/etc/resolv.conf') },
+    host: { resolvConf: hostView.readFile('/etc/resolv.conf'), delegatedCgroup: process.env[ENV_CGROUP_PARENT] },
     metadataUrl: mds?.url,
   });
   for (const warning of plan.warnings) process.stderr.write(`tspod: warning: ${warning}\n`);

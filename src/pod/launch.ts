@@ -8,9 +8,10 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
-import { ENV_LOCK_FD, exitStatusOfChild, podNamespaces, STAGE1_ENTRYPOINTS, STAGE1_FILES, type RunOptions } from '../../stage1/contract.js';
+import { ENV_CGROUP_PARENT, ENV_LOCK_FD, exitStatusOfChild, podNamespaces, STAGE1_ENTRYPOINTS, STAGE1_FILES, type RunOptions } from '../../stage1/contract.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import type { Syscalls } from '../sys/types.js';
+import { enterDelegatedCgroup } from '../systemd/delegation.js';
 import type { SystemdLaunch } from '../systemd/launch.js';
 import type { ConfigLayers } from '../net/config.js';
 import { PodNetworkSession } from '../net/pod-network.js';
@@ -35,6 +36,9 @@ export async function launchPod(dir: string, sys: Syscalls, pod: Pod, runOptions
   const handover = systemd?.prepare(podDir, runOptions);
   // Pod networks: their configuration, and handles on the host's namespaces before the unshare (src/net/pod-network.ts).
   const network = PodNetworkSession.forLaunch({ dataDir: dir, sys, config: net?.config ?? defaultConfigLayers() }, podDir, runOptions.net);
+  // A unit's delegated cgroup (cgroup v2): this process moves to its `supervisor` leaf, so the
+  // init starts there and the pod's cgroups go below the unit (src/systemd/delegation.ts).
+  const cgroupParent = enterDelegatedCgroup({ sys });
   // linux-from-node.md: only the calling (main) thread moves; child_process forks from it.
   sys.unshare(podNamespaces(runOptions.net));
   network?.enterPod();
@@ -42,7 +46,8 @@ export async function launchPod(dir: string, sys: Syscalls, pod: Pod, runOptions
     // The lock's open file description is shared with the init (fd 3): the pod stays "running"
     // until both have exited.
     stdio: ['inherit', 'inherit', 'inherit', lockFd, ...(handover?.extraStdio ?? [])],
-    env: { ...process.env, [ENV_LOCK_FD]: '3', ...handover?.env, ...network?.initEnvironment() },
+    // (an undefined value is left out: a TSPOD_CGROUP_PARENT of the caller's never reaches stage1)
+    env: { ...process.env, [ENV_LOCK_FD]: '3', [ENV_CGROUP_PARENT]: cgroupParent, ...handover?.env, ...network?.initEnvironment() },
   });
   systemd?.attach(init.stdio[4] as Readable | null);
   const exited = new Promise<number>((resolve, reject) => {

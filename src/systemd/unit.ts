@@ -102,7 +102,7 @@ export function renderUnit(spec: UnitSpec): string {
     `TimeoutStopSec=${timeoutStopSec(spec.stopTimeoutMs)}`,
     ...(spec.mayFetch ? [`TimeoutStartSec=${FETCH_START_TIMEOUT_SEC}`] : []),
     ...(spec.restart === 'no' ? [] : [`Restart=${spec.restart}`]),
-    // tspod makes cgroups for the pod and its apps.
+    // tspod makes cgroups for the pod and its apps, below the unit's own on cgroup v2 (src/systemd/delegation.ts).
     'Delegate=yes',
     'Slice=machine.slice',
     `SyslogIdentifier=${spec.name}`,

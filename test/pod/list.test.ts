@@ -13,7 +13,6 @@ import { libcSyscalls as sys } from '../../src/sys/index.js';
 import { TspodEnv } from '../support/cli.js';
 import { fabricatePod, holdPodLock, type LockHolder } from '../support/pods.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 // Our own Ajv until src/appc/validate.ts knows these documents (DOCUMENT_SCHEMAS).
 const ajv = createAjv();
 const validateList = ajv.getSchema('https://tspod.dev/schemas/pod-list.json')!;

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { hasProgram } from '../../src/net/run-command.js';
-import { claimTestOctet, buildWebImage, hostLinks, removeTestNetwork, writeTestNetwork, type TestNetwork } from '../net/net-fixtures.js';
+import { claimTestOctet, buildWebImage, hostLinks, removeTestNetwork, type TestNetwork } from '../net/net-fixtures.js';
 import { buildFixtures } from '../../fixtures/build-fixtures.js';
 import { BackgroundPods, type BackgroundPod } from '../support/background-pods.js';
 import { TspodEnv, type CliResult } from '../support/cli.js';

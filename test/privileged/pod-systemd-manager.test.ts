@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { execLine } from '../../src/systemd/unit.js';
 import { BIN } from '../support/cli.js';
-import { canRunPods, usePodSuite } from '../support/pod-env.js';
-import { SYSTEMD_BINARY, SystemdUserManager, systemdManagerMissing } from '../support/systemd-manager.js';
+import { canRunPods, usePodSuite, type PodSuite } from '../support/pod-env.js';
+import { SYSTEMD_BINARY, SystemdUserManager, systemdManagerMissing, type ManagerOptions } from '../support/systemd-manager.js';
 
 const missing = canRunPods ? systemdManagerMissing() : 'needs root and actool (real pods)';
 
@@ -37,18 +37,61 @@ function alive(pid: number): boolean {
   }
 }
 
-describe.skipIf(missing !== undefined)(`tspod run under a real systemd manager${missing === undefined ? '' : ` (skipped: ${missing})`}`, () => {
-  const suite = usePodSuite();
-  let manager: SystemdUserManager | undefined;
-  let imageId: string;
-  const units: string[] = [];
+/** Units of one manager, with what a test reads back: output, the outcome ExecStopPost= recorded. */
+function unitHelpers(suite: PodSuite, m: () => SystemdUserManager, imageId: () => string, units: string[]) {
+  const files = (unit: string) => ({ out: path.join(suite.env.base, `${unit}.out`), result: path.join(suite.env.base, `${unit}.result`) });
+  const output = (unit: string) => (fs.existsSync(files(unit).out) ? fs.readFileSync(files(unit).out, 'utf8') : '');
+  /** Output to a file (no journal here) and ExecStopPost= recording what the manager saw. */
+  const observed = (unit: string) => {
+    const { out, result } = files(unit);
+    return [`StandardOutput=append:${out}`, `StandardError=append:${out}`, `ExecStopPost=/bin/sh -c 'echo "$$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS" > ${result}'`];
+  };
+  const podManifest = (name: string, apps: object[]) => {
+    const file = path.join(suite.env.base, `${name}.pod.json`);
+    fs.writeFileSync(file, JSON.stringify({ acKind: 'PodManifest', acVersion: '0.8.11', apps }));
+    return file;
+  };
+  return {
+    output,
+    observed,
+    podManifest,
+    /** `node bin/run.js --dir ... ARGS` as an ExecStart= line. */
+    tspodLine: (args: string[]) => execLine([process.execPath, ...suite.env.argv(args)]),
+    writeService: (unit: string, service: string[]) => {
+      units.push(unit);
+      m().writeUnit(unit, ['[Unit]', `Description=tspod test ${unit}`, '', '[Service]', ...service, ...observed(unit), ''].join('\n'));
+    },
+    /** SERVICE_RESULT EXIT_CODE EXIT_STATUS, once ExecStopPost= has run. */
+    outcome: async (unit: string): Promise<string> => {
+      const { result } = files(unit);
+      for (let i = 0; i < 300 && !fs.existsSync(result); i++) await sleep(50);
+      if (!fs.existsSync(result)) throw new Error(`${unit}: ExecStopPost= never ran; output:\n${output(unit)}`);
+      return fs.readFileSync(result, 'utf8').trim();
+    },
+    /** MainPID is `tspod run` itself (node bin/run.js ... run), a child of the manager. */
+    expectTspodRunIsMain: (mainPid: string) => {
+      const pid = Number(mainPid);
+      expect(pid).toBeGreaterThan(0);
+      const argv = cmdline(pid)!;
+      expect(argv.slice(0, 2)).toEqual([process.execPath, BIN]);
+      expect(argv).toContain('run');
+      const ppid = Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+      expect(cmdline(ppid)?.[0]).toBe(SYSTEMD_BINARY);
+    },
+    app: (name: string, exec: string[], extra: object = {}) => ({ name, image: { id: imageId() }, app: { exec, user: '0', group: '0', ...extra } }),
+  };
+}
 
+/** A manager (hybrid, or unified with `options.unified`) for one describe block, the demo image fetched; stopped with its units after it. */
+function useManager(suite: PodSuite, options: ManagerOptions = {}) {
+  let manager: SystemdUserManager | undefined;
+  let imageId = '';
+  const units: string[] = [];
   beforeAll(async () => {
-    manager = await SystemdUserManager.start();
+    manager = await SystemdUserManager.start(options);
     suite.env.ok(['fetch', '--insecure-options=image', suite.demo]);
     imageId = suite.env.json<{ id: string }[]>(['image', 'list'])[0]!.id;
   });
-
   // Runs before usePodSuite's afterAll (hooks unwind in reverse): units stopped while the store exists.
   afterAll(async () => {
     if (manager !== undefined) {
@@ -58,44 +101,13 @@ describe.skipIf(missing !== undefined)(`tspod run under a real systemd manager${
     // Pods the manager had to kill (a failed test): their cgroups and mounts go with gc.
     suite.env.run(['gc', '--grace-period=0']);
   });
-
   const m = () => manager!;
-  const files = (unit: string) => ({ out: path.join(suite.env.base, `${unit}.out`), result: path.join(suite.env.base, `${unit}.result`) });
-  /** `node bin/run.js --dir ... ARGS` as an ExecStart= line. */
-  const tspodLine = (args: string[]) => execLine([process.execPath, ...suite.env.argv(args)]);
-  /** Output to a file (no journal here) and ExecStopPost= recording what the manager saw. */
-  const observed = (unit: string) => {
-    const { out, result } = files(unit);
-    return [`StandardOutput=append:${out}`, `StandardError=append:${out}`, `ExecStopPost=/bin/sh -c 'echo "$$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS" > ${result}'`];
-  };
-  const writeService = (unit: string, service: string[]) => {
-    units.push(unit);
-    m().writeUnit(unit, ['[Unit]', `Description=tspod test ${unit}`, '', '[Service]', ...service, ...observed(unit), ''].join('\n'));
-  };
-  /** SERVICE_RESULT EXIT_CODE EXIT_STATUS, once ExecStopPost= has run. */
-  const outcome = async (unit: string): Promise<string> => {
-    const { result } = files(unit);
-    for (let i = 0; i < 300 && !fs.existsSync(result); i++) await sleep(50);
-    if (!fs.existsSync(result)) throw new Error(`${unit}: ExecStopPost= never ran; output:\n${output(unit)}`);
-    return fs.readFileSync(result, 'utf8').trim();
-  };
-  const output = (unit: string) => (fs.existsSync(files(unit).out) ? fs.readFileSync(files(unit).out, 'utf8') : '');
-  /** MainPID is `tspod run` itself (node bin/run.js ... run), a child of the manager. */
-  const expectTspodRunIsMain = (mainPid: string) => {
-    const pid = Number(mainPid);
-    expect(pid).toBeGreaterThan(0);
-    const argv = cmdline(pid)!;
-    expect(argv.slice(0, 2)).toEqual([process.execPath, BIN]);
-    expect(argv).toContain('run');
-    const ppid = Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
-    expect(cmdline(ppid)?.[0]).toBe(SYSTEMD_BINARY);
-  };
-  const podManifest = (name: string, apps: object[]) => {
-    const file = path.join(suite.env.base, `${name}.pod.json`);
-    fs.writeFileSync(file, JSON.stringify({ acKind: 'PodManifest', acVersion: '0.8.11', apps }));
-    return file;
-  };
-  const app = (name: string, exec: string[], extra: object = {}) => ({ name, image: { id: imageId }, app: { exec, user: '0', group: '0', ...extra } });
+  return { m, units, ...unitHelpers(suite, m, () => imageId, units) };
+}
+
+describe.skipIf(missing !== undefined)(`tspod run under a real systemd manager${missing === undefined ? '' : ` (skipped: ${missing})`}`, () => {
+  const suite = usePodSuite();
+  const { m, units, output, observed, podManifest, tspodLine, writeService, outcome, expectTspodRunIsMain, app } = useManager(suite);
 
   it('Type=notify with a 2-app pod: active only once both apps have started, MainPID is tspod run, `systemctl stop` ends it gracefully and the apps are gone', async () => {
     const unit = 'pod-notify.service';
@@ -252,3 +264,79 @@ describe.skipIf(missing !== undefined)(`tspod run under a real systemd manager${
     expect(values.ActiveState).toBe('inactive');
   });
 });
+
+/** The cgroup v2 path of a live process (the `0::` line of /proc/PID/cgroup). */
+function unifiedCgroupOfPid(pid: number): string | undefined {
+  return fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
+}
+
+const missingUnified = canRunPods ? systemdManagerMissing({ unified: true }) : 'needs root and actool (real pods)';
+
+describe.skipIf(missingUnified !== undefined)(
+  `tspod run in a unit's delegated cgroup, under a manager in systemd's unified mode (cgroup v2)${missingUnified === undefined ? '' : ` (skipped: ${missingUnified})`}`,
+  () => {
+    const suite = usePodSuite();
+    const { m, output, podManifest, tspodLine, writeService, outcome, expectTspodRunIsMain, app } = useManager(suite, { unified: true });
+    const podDirOf = (uuidFile: string) => path.join(suite.env.dir, 'pods', 'run', fs.readFileSync(uuidFile, 'utf8').trim());
+    /** A Type=notify unit with Delegate=yes running the pod of `manifest`. */
+    const delegatedService = (unit: string, uuidFile: string, manifest: string) =>
+      writeService(unit, [
+        'Type=notify',
+        'NotifyAccess=main',
+        'KillMode=mixed',
+        'Delegate=yes',
+        'TimeoutStopSec=20',
+        `ExecStart=${tspodLine(['run', '--net=none', `--uuid-file-save=${uuidFile}`, `--pod-manifest=${manifest}`])}`,
+      ]);
+
+    it('Delegate=yes: tspod run moves into the unit\'s supervisor leaf, the pod and its apps live below the unit, `tspod enter` joins the app there, and `systemctl stop` leaves no process and no cgroup', async () => {
+      const unit = 'pod-delegated.service';
+      const uuidFile = path.join(suite.env.base, 'delegated.uuid');
+      const manifest = podManifest('delegated', [app('a', ['/bin/sleep', '60']), app('b', ['/bin/sleep', '60'])]);
+      delegatedService(unit, uuidFile, manifest);
+      m().ok(['start', unit]);
+      const values = m().show(unit, ['ActiveState', 'MainPID', 'ControlGroup']);
+      expect(values.ActiveState, output(unit)).toBe('active');
+      expectTspodRunIsMain(values.MainPID!);
+      const unitCgroup = values.ControlGroup!;
+      const podDir = podDirOf(uuidFile);
+      const uuid = path.basename(podDir);
+      expect(unifiedCgroupOfPid(Number(values.MainPID))).toBe(`${unitCgroup}/supervisor`);
+      // The pod's init started there too (it is tspod run's child) and stays beside the pod.
+      expect(unifiedCgroupOfPid(Number(fs.readFileSync(path.join(podDir, 'pid'), 'utf8')))).toBe(`${unitCgroup}/supervisor`);
+      expect(fs.readFileSync(path.join(podDir, 'cgroup'), 'utf8')).toBe(`${unitCgroup.slice(1)}/pod-${uuid}\n`);
+      const pids = m().pidsOf(unitCgroup);
+      const apps = pids.filter((pid) => cmdline(pid)?.join(' ') === '/bin/sleep 60');
+      expect(apps.map(unifiedCgroupOfPid).sort(), `pids ${pids.join(' ')}`).toEqual([`${unitCgroup}/pod-${uuid}/app-a`, `${unitCgroup}/pod-${uuid}/app-b`]);
+      // Nothing of the pod outside the unit: every process of the pod's PID namespace is in it.
+      expect(suite.env.ok(['enter', '--app', 'b', uuid, 'cat', '/proc/self/cgroup'])).toContain(`0::${unitCgroup}/pod-${uuid}/app-b\n`);
+
+      m().ok(['stop', unit]);
+      expect(await outcome(unit)).toBe('success exited 0');
+      expect(pids.filter(alive)).toEqual([]);
+      // tspod removed the pod's cgroups; systemd removed the unit's with the supervisor leaf.
+      expect(fs.existsSync(m().cgroupDir(unitCgroup))).toBe(false);
+    });
+
+    it('a memory limit under Delegate=yes: enforced in the app\'s cgroup below the unit when the unit offers the memory controller, else a clear error naming the cgroup and Delegate=', async () => {
+      const unit = 'pod-limited.service';
+      const uuidFile = path.join(suite.env.base, 'limited.uuid');
+      const manifest = podManifest('limited', [app('m', ['/bin/sleep', '60'], { isolators: [{ name: 'resource/memory', value: { limit: '64Mi' } }] })]);
+      delegatedService(unit, uuidFile, manifest);
+      const started = m().systemctl(['start', unit]);
+      const unitCgroup = `${m().controlGroup}/app.slice/${unit}`;
+      if (started.status === 0) {
+        // A host whose v2 hierarchy has the memory controller, which the unit was given.
+        const uuid = path.basename(podDirOf(uuidFile));
+        expect(fs.readFileSync(path.join(m().cgroupDir(unitCgroup), `pod-${uuid}`, 'app-m', 'memory.max'), 'utf8').trim()).toBe(String(64 * 2 ** 20));
+        m().ok(['stop', unit]);
+        expect(await outcome(unit)).toBe('success exited 0');
+      } else {
+        // This machine kind: memory is bound to its v1 hierarchy, so the unit cannot be given it.
+        expect(await outcome(unit)).toBe('exit-code exited 254');
+        expect(output(unit)).toContain(`cgroup ${unitCgroup}: the pod's limits need the memory controller, which it does not offer (cgroup.controllers: none); let the unit delegate it (Delegate=yes)`);
+        m().ok(['reset-failed', unit]);
+      }
+    });
+  },
+);

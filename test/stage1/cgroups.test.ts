@@ -13,12 +13,13 @@ import type { PodPlan } from '../../stage1/plan.js';
 
 const POD = 'tspod/pod-0123';
 
-function plan(): PodPlan {
+function plan(pod = POD, controllers = ['memory', 'pids']): PodPlan {
+  const delegated = pod.startsWith('tspod/') ? undefined : path.dirname(pod);
   return {
-    cgroup: { path: POD, v1: {}, v2: {}, supervisor: `${POD}/stage1`, v2Controllers: ['memory', 'pids'] },
+    cgroup: { path: pod, v1: {}, v2: {}, ...(delegated === undefined ? {} : { delegated }), v2Controllers: controllers },
     apps: [
-      { name: 'web', cgroup: { path: `${POD}/app-web`, v1: { memory: { 'memory.limit_in_bytes': '1048576' } }, v2: { 'memory.max': '1048576' } } },
-      { name: 'tool', cgroup: { path: `${POD}/app-tool`, v1: {}, v2: {} } },
+      { name: 'web', cgroup: { path: `${pod}/app-web`, v1: { memory: { 'memory.limit_in_bytes': '1048576' } }, v2: controllers.includes('memory') ? { 'memory.max': '1048576' } : {} } },
+      { name: 'tool', cgroup: { path: `${pod}/app-tool`, v1: {}, v2: {} } },
     ],
   } as unknown as PodPlan;
 }
@@ -41,14 +42,55 @@ describe('cgroup v2 (unified hierarchy)', () => {
     expect(detectCgroupVersion(root)).toBe('v2');
   });
 
-  it('enables the controllers in every ancestor, writes each app\'s limits and makes the supervisor leaf', () => {
+  it('enables the controllers in every ancestor and writes each app\'s limits', () => {
     setUp();
     new PodCgroups(plan(), root).create();
     expect(read('cgroup.subtree_control')).toBe('+memory +pids');
     expect(read('tspod', 'cgroup.subtree_control')).toBe('+memory +pids');
     expect(read('tspod', 'pod-0123', 'cgroup.subtree_control')).toBe('+memory +pids');
     expect(read('tspod', 'pod-0123', 'app-web', 'memory.max')).toBe('1048576');
-    expect(fs.readdirSync(path.join(root, 'tspod', 'pod-0123')).sort()).toEqual(['app-tool', 'app-web', 'cgroup.subtree_control', 'stage1']);
+    expect(fs.readdirSync(path.join(root, 'tspod', 'pod-0123')).sort()).toEqual(['app-tool', 'app-web', 'cgroup.subtree_control']);
+  });
+
+  it('below a delegated cgroup, enables controllers from it down and writes nothing above it', () => {
+    setUp();
+    const unit = path.join(root, 'system.slice', 'web.service');
+    fs.mkdirSync(unit, { recursive: true });
+    fs.writeFileSync(path.join(unit, 'cgroup.controllers'), 'memory pids\n');
+    new PodCgroups(plan('system.slice/web.service/pod-0123'), root).create();
+    expect(read('system.slice', 'web.service', 'cgroup.subtree_control')).toBe('+memory +pids');
+    expect(read('system.slice', 'web.service', 'pod-0123', 'cgroup.subtree_control')).toBe('+memory +pids');
+    expect(read('system.slice', 'web.service', 'pod-0123', 'app-web', 'memory.max')).toBe('1048576');
+    expect(fs.existsSync(path.join(root, 'cgroup.subtree_control'))).toBe(false);
+    expect(fs.existsSync(path.join(root, 'system.slice', 'cgroup.subtree_control'))).toBe(false);
+  });
+
+  it('refuses limits whose controller the top cgroup does not offer, naming it and the unit\'s fix', () => {
+    setUp();
+    const unit = path.join(root, 'app.slice', 'web.service');
+    fs.mkdirSync(unit, { recursive: true });
+    fs.writeFileSync(path.join(unit, 'cgroup.controllers'), 'pids\n');
+    expect(() => new PodCgroups(plan('app.slice/web.service/pod-0123'), root).create()).toThrow(
+      /cgroup \/app.slice\/web.service: the pod's limits need the memory controller, which it does not offer \(cgroup.controllers: pids\); let the unit delegate it \(Delegate=yes\)/,
+    );
+    expect(fs.existsSync(path.join(unit, 'pod-0123'))).toBe(false);
+  });
+
+  it('runs a pod without limits where pids is not offered, or cannot be enabled (EBUSY), with no controller', () => {
+    setUp();
+    fs.writeFileSync(path.join(root, 'cgroup.controllers'), 'hugetlb\n');
+    new PodCgroups(plan(POD, ['pids']), root).create();
+    expect(fs.existsSync(path.join(root, 'cgroup.subtree_control'))).toBe(false);
+    expect(fs.existsSync(path.join(root, 'tspod', 'pod-0123', 'app-tool'))).toBe(true);
+    // A subtree_control that cannot be written (a directory here; EBUSY on cgroupfs).
+    const unit = path.join(root, 'busy.service');
+    fs.mkdirSync(path.join(unit, 'cgroup.subtree_control'), { recursive: true });
+    fs.writeFileSync(path.join(unit, 'cgroup.controllers'), 'memory pids\n');
+    new PodCgroups(plan('busy.service/pod-0123', ['pids']), root).create();
+    expect(fs.existsSync(path.join(unit, 'pod-0123', 'cgroup.subtree_control'))).toBe(false);
+    expect(() => new PodCgroups(plan('busy.service/pod-0123'), root).create()).toThrow(
+      /cgroup \/busy.service: cannot enable \+memory \+pids \(EISDIR\); it holds processes besides tspod run/,
+    );
   });
 
   it('moves an app\'s process with one write to its cgroup.procs; an unknown app is an error', () => {

@@ -350,11 +350,22 @@ describe('planPod: details', () => {
       }),
     );
     expect(plan.cgroup.v1.memory).toEqual({ 'memory.limit_in_bytes': String(2 ** 30) });
-    expect(plan.cgroup.supervisor).toBe(`tspod/pod-${UUID}/stage1`);
+    expect(plan.cgroup.path).toBe(`tspod/pod-${UUID}`);
+    expect(plan.cgroup.v2Controllers).toEqual(expect.arrayContaining(['memory', 'pids']));
     expect(plan.sysctls).toEqual([{ key: 'net.ipv4.ip_forward', path: '/proc/sys/net/ipv4/ip_forward', value: '1' }]);
     expect(() => planPod(input({ run: { net: { kind: 'host' } }, manifest: { isolators: [{ name: 'os/unix/sysctl', value: { 'net.ipv4.ip_forward': '1' } }] } }))).toThrow(
       /sysctl key net.ipv4.ip_forward is not allowed/,
     );
+  });
+
+  it('puts the pod and its apps below a delegated cgroup (cgroup v2 under Delegate=yes), else under tspod/', () => {
+    const plan = planPod({ ...input(), host: { delegatedCgroup: '/system.slice/web.service/' } });
+    expect(plan.cgroup.delegated).toBe('system.slice/web.service');
+    expect(plan.cgroup.path).toBe(`system.slice/web.service/pod-${UUID}`);
+    expect(plan.apps.map((a) => a.cgroup.path)).toEqual(plan.apps.map((a) => `system.slice/web.service/pod-${UUID}/app-${a.name}`));
+    const plain = planPod(input());
+    expect(plain.cgroup.delegated).toBeUndefined();
+    expect(plain.apps[0]?.cgroup.path).toBe(`tspod/pod-${UUID}/app-${plain.apps[0]?.name}`);
   });
 
   it('converts cpu shares to weight as systemd does', () => {

@@ -5,7 +5,9 @@
 //   directory exists), and the host's /run/systemd stays as it was.
 // - A cgroup of its own, `tspod-test-systemd-PID-RANDOM` under the name=systemd v1 hierarchy and
 //   the unified v2 one (hybrid), or under the v2 root, which it then manages (init.scope, slices,
-//   one cgroup per unit). Removed, with every process left in it, by stop().
+//   one cgroup per unit). Removed, with every process left in it, by stop(). With `unified`, a
+//   hybrid host's unified hierarchy is mounted on /sys/fs/cgroup in that namespace, and the
+//   manager runs in systemd's unified mode (cgroup v2 only).
 // - XDG_RUNTIME_DIR, HOME and XDG_CONFIG_HOME in a temp dir, and SYSTEMD_UNIT_PATH set to a
 //   directory of the test's (with the few targets every unit depends on), so none of the host's
 //   user units (dbus, gpg-agent, ...) loads. `systemctl --user` reaches the manager through
@@ -24,19 +26,42 @@ import { hasCommand } from './tools.js';
 export const SYSTEMD_BINARY = '/lib/systemd/systemd';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
-/** The cgroup hierarchies a manager needs a cgroup in: name=systemd and unified (hybrid), or the v2 root. */
-function managerHierarchies(): string[] {
-  if (fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'))) return [CGROUP_ROOT];
-  return ['systemd', 'unified'].map((h) => path.join(CGROUP_ROOT, h)).filter((h) => fs.existsSync(path.join(h, 'cgroup.procs')));
+const HYBRID_UNIFIED = path.join(CGROUP_ROOT, 'unified');
+
+/** The host runs cgroup v2 only: /sys/fs/cgroup is the unified hierarchy. */
+function unifiedHost(): boolean {
+  return fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'));
+}
+
+/**
+ * The cgroup hierarchies a manager needs a cgroup in: name=systemd and unified (hybrid), or the
+ * v2 root. `unified` on a hybrid host: the unified hierarchy only, which the manager's namespace
+ * mounts on /sys/fs/cgroup.
+ */
+function managerHierarchies(unified = false): string[] {
+  if (unifiedHost()) return [CGROUP_ROOT];
+  if (unified) return fs.existsSync(path.join(HYBRID_UNIFIED, 'cgroup.procs')) ? [HYBRID_UNIFIED] : [];
+  return [path.join(CGROUP_ROOT, 'systemd'), HYBRID_UNIFIED].filter((h) => fs.existsSync(path.join(h, 'cgroup.procs')));
+}
+
+export interface ManagerOptions {
+  /**
+   * Run the manager in systemd's unified mode (cgroup v2 only), as on most current distributions.
+   * On a hybrid host (as this machine kind), the manager's mount namespace gets the unified
+   * hierarchy mounted on /sys/fs/cgroup, so the manager, `tspod run` and the pods it starts see
+   * a cgroup v2 host. The v1 controllers stay bound to their own hierarchies, so that v2
+   * hierarchy offers none of cpu, memory or pids.
+   */
+  unified?: boolean;
 }
 
 /** Why no manager can be started here, or undefined when one can. */
-export function systemdManagerMissing(): string | undefined {
+export function systemdManagerMissing(options: ManagerOptions = {}): string | undefined {
   if (process.geteuid?.() !== 0) return 'needs root (a mount namespace and cgroups of its own)';
   if (!fs.existsSync(SYSTEMD_BINARY)) return `needs ${SYSTEMD_BINARY} (Debian package systemd)`;
   if (!hasCommand('systemctl', ['--version'])) return 'needs systemctl (Debian package systemd)';
   if (!hasCommand('unshare', ['--version']) || !hasCommand('setpriv', ['--version'])) return 'needs unshare and setpriv (Debian package util-linux)';
-  if (managerHierarchies().length === 0) return `needs a name=systemd or cgroup2 hierarchy under ${CGROUP_ROOT}`;
+  if (managerHierarchies(options.unified).length === 0) return `needs ${options.unified ? 'a cgroup2 hierarchy at ' + HYBRID_UNIFIED + ' or' : 'a name=systemd or cgroup2 hierarchy under'} ${CGROUP_ROOT}`;
   return undefined;
 }
 
@@ -72,8 +97,8 @@ export class SystemdUserManager {
   }
 
   /** Starts a manager and waits until it runs its default target; stop() must follow, also on failure. */
-  static async start(): Promise<SystemdUserManager> {
-    const reason = systemdManagerMissing();
+  static async start(options: ManagerOptions = {}): Promise<SystemdUserManager> {
+    const reason = systemdManagerMissing(options);
     if (reason !== undefined) throw new Error(`no systemd manager: ${reason}`);
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-systemd-'));
     for (const dir of ['units', 'rt', 'home', 'config']) fs.mkdirSync(path.join(base, dir), { mode: 0o700 });
@@ -83,7 +108,7 @@ export class SystemdUserManager {
     const runSystemdCreated = !fs.existsSync('/run/systemd');
     if (runSystemdCreated) fs.mkdirSync('/run/systemd');
     const name = `tspod-test-systemd-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-    const cgroups = managerHierarchies().map((h) => path.join(h, name));
+    const cgroups = managerHierarchies(options.unified).map((h) => path.join(h, name));
     for (const dir of cgroups) fs.mkdirSync(dir);
     const logFile = path.join(base, 'manager.log');
     const log = fs.openSync(logFile, 'a');
@@ -93,6 +118,8 @@ export class SystemdUserManager {
       'mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run/systemd',
       'mkdir /run/systemd/system',
       'for cg in "$@"; do echo $$ > "$cg/cgroup.procs"; done',
+      // Joined through the host's paths first: the mount hides them.
+      ...(options.unified && !unifiedHost() ? [`mount -t cgroup2 cgroup2 ${CGROUP_ROOT}`] : []),
       `exec ${SYSTEMD_BINARY} --user --log-target=console --log-level=info`,
     ].join('\n');
     const env: NodeJS.ProcessEnv = {
@@ -189,8 +216,17 @@ export class SystemdUserManager {
 
   /** The pids in a unit's cgroup (ControlGroup=, in the manager's first hierarchy), sub-cgroups included. */
   pidsOf(controlGroup: string): number[] {
-    const hierarchy = path.dirname(this.cgroups[0]!);
-    return cgroupPids(path.join(hierarchy, controlGroup));
+    return cgroupPids(this.cgroupDir(controlGroup));
+  }
+
+  /** The manager's own cgroup, which its units' ControlGroup= paths start with. */
+  get controlGroup(): string {
+    return `/${path.basename(this.cgroups[0]!)}`;
+  }
+
+  /** The host's directory of a cgroup (ControlGroup=, or a /proc/PID/cgroup path) in the manager's first hierarchy. */
+  cgroupDir(controlGroup: string): string {
+    return path.join(path.dirname(this.cgroups[0]!), controlGroup);
   }
 
   /**
