@@ -61,6 +61,8 @@ interface Header {
   linkname?: string;
   devmajor?: number;
   devminor?: number;
+  /** As `SCHILY.xattr.NAME` pax records, the spelling GNU tar, libarchive and the OCI layers use. */
+  xattrs?: ReadonlyMap<string, Buffer>;
 }
 
 // CommonJS (an eval'd worker): writes every buffer it is sent to the archive's fd (shared by the
@@ -188,14 +190,16 @@ class TarWriter {
   header(h: Header): void {
     const name = Buffer.from(h.name);
     const link = h.linkname === undefined ? undefined : Buffer.from(h.linkname);
-    const pax: string[] = [];
-    if (name.length > 100) pax.push(paxRecord('path', h.name));
-    if (link !== undefined && link.length > 100) pax.push(paxRecord('linkpath', h.linkname!));
+    const pax: Buffer[] = [];
+    if (name.length > 100) pax.push(paxRecord('path', name));
+    if (link !== undefined && link.length > 100) pax.push(paxRecord('linkpath', link));
     if (h.size > MAX_OCTAL_11) pax.push(paxRecord('size', String(h.size)));
     if (h.uid > MAX_OCTAL_7) pax.push(paxRecord('uid', String(h.uid)));
     if (h.gid > MAX_OCTAL_7) pax.push(paxRecord('gid', String(h.gid)));
+    // Sorted by name: the same attributes always give the same bytes, hence the same image id.
+    for (const attr of [...(h.xattrs?.keys() ?? [])].sort()) pax.push(paxRecord(`SCHILY.xattr.${attr}`, h.xattrs!.get(attr)!));
     if (pax.length > 0) {
-      const body = Buffer.from(pax.join(''));
+      const body = Buffer.concat(pax);
       this.block({ name: 'PaxHeader', type: TYPE.pax, mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: h.mtime }, Buffer.from('PaxHeader'), undefined);
       this.write(body);
       this.padTo512();
@@ -270,13 +274,12 @@ function octal(b: Buffer, offset: number, length: number, value: number): void {
   }
 }
 
-/** A pax record: "<len> <key>=<value>\n", len counting the whole record in bytes. */
-function paxRecord(key: string, value: string): string {
-  const rest = ` ${key}=${value}\n`;
-  const restBytes = Buffer.byteLength(rest);
-  let len = restBytes + String(restBytes).length;
-  if (String(len).length + restBytes !== len) len = restBytes + String(len).length;
-  return `${len}${rest}`;
+/** A pax record: "<len> <key>=<value>\n", len counting the whole record in bytes; a value may be binary (xattrs). */
+function paxRecord(key: string, value: string | Buffer): Buffer {
+  const rest = Buffer.concat([Buffer.from(` ${key}=`), typeof value === 'string' ? Buffer.from(value) : value, Buffer.from('\n')]);
+  let len = rest.length + String(rest.length).length;
+  if (String(len).length + rest.length !== len) len = rest.length + String(len).length;
+  return Buffer.concat([Buffer.from(String(len)), rest]);
 }
 
 /**
@@ -314,7 +317,7 @@ export class AciWriter implements ExtractRecorder {
   /** The entry of `rel` (relative to rootfs; '' is rootfs itself). */
   entry(rel: string, type: EntryType, meta: RecordedEntry): void {
     const name = rel === '' ? 'rootfs' : `rootfs/${rel}`;
-    const common = { name, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid, size: 0, mtime: meta.mtime };
+    const common = { name, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid, size: 0, mtime: meta.mtime, ...(meta.xattrs === undefined ? {} : { xattrs: meta.xattrs }) };
     switch (type) {
       case 'directory':
         // A directory's mtime is the time of the extraction once an entry was written in it: the
@@ -387,17 +390,35 @@ export class AciWriter implements ExtractRecorder {
   }
 }
 
+/** What packing a tree reads besides its files: the fsync of the tmp dir, the entries' xattrs. */
+export type TreeSyscalls = Pick<Syscalls, 'fsyncPath' | 'llistxattr' | 'lgetxattr'>;
+
+/**
+ * The xattrs of a tree entry, for its archive entry, as `{ xattrs }` or `{}`. security.selinux is
+ * left out: it is the label this host's policy gave the file, not part of the image.
+ */
+function treeXattrs(sys: TreeSyscalls, abs: string): { xattrs?: Map<string, Buffer> } {
+  const names = sys.llistxattr(abs).filter((name) => name !== 'security.selinux');
+  if (names.length === 0) return {};
+  const xattrs = new Map<string, Buffer>();
+  for (const name of names) {
+    const value = sys.lgetxattr(abs, name);
+    if (value !== undefined) xattrs.set(name, value);
+  }
+  return { xattrs };
+}
+
 /**
  * Writes `manifest` and the tree under `rootfs` as an ACI into a new file of `tmpDir` (fsynced),
  * walking the tree in sorted order. The file is removed when packing fails.
  */
-export async function writeAci(manifestBytes: Buffer, rootfs: string, created: Date, tmpDir: string, sys: Pick<Syscalls, 'fsyncPath'>): Promise<PackedAci> {
+export async function writeAci(manifestBytes: Buffer, rootfs: string, created: Date, tmpDir: string, sys: TreeSyscalls): Promise<PackedAci> {
   const aci = AciWriter.open(manifestBytes, created, tmpDir, sys);
   try {
     const createdSec = aci.directoryTime;
     const links = new Map<string, string>();
     const walk = async (abs: string, rel: string, st: fs.Stats): Promise<void> => {
-      const meta: RecordedEntry = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+      const meta: RecordedEntry = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000), ...treeXattrs(sys, abs) };
       if (st.isDirectory()) {
         aci.entry(rel, 'directory', meta);
         for (const child of fs.readdirSync(abs).sort()) {
@@ -449,9 +470,10 @@ export async function writeAci(manifestBytes: Buffer, rootfs: string, created: D
  * tree's directories the archive's time (so the tree equals what extracting the archive gives and
  * the store can keep it as the rendered tree, adoptTree), and closes the archive.
  */
-export async function finishMergedAci(aci: AciWriter, rootfs: string, merge: MergeResult): Promise<PackedAci> {
+export async function finishMergedAci(aci: AciWriter, rootfs: string, merge: MergeResult, sys: TreeSyscalls): Promise<PackedAci> {
   const meta = (st: fs.Stats): RecordedEntry => ({ mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: 0 });
-  aci.entry('', 'directory', meta(fs.lstatSync(rootfs)));
+  // The root's xattrs come from the tree, as writeAci's walk reads them (a layer's `./` entry may carry some).
+  aci.entry('', 'directory', { ...meta(fs.lstatSync(rootfs)), ...treeXattrs(sys, rootfs) });
   for (const rel of merge.implicit) aci.entry(rel, 'directory', meta(fs.lstatSync(`${rootfs}/${rel}`)));
   for (const [rel, linkRel] of merge.links) aci.link(rel, linkRel, fs.lstatSync(`${rootfs}/${rel}`));
   const time = aci.directoryTime;
@@ -469,7 +491,7 @@ export async function packLayers(rootfs: string, layers: readonly LayerSource[],
   const aci = AciWriter.open(manifestBytes, created, tmpDir, options.sys);
   try {
     const merged = await mergeLayers(rootfs, layers, { ...options, recorder: aci, pace: aci.pace });
-    return await finishMergedAci(aci, rootfs, merged);
+    return await finishMergedAci(aci, rootfs, merged, options.sys);
   } catch (err) {
     await aci.discard();
     if (!(err instanceof MergeFallback)) throw err;

@@ -96,6 +96,8 @@ export interface RecordedEntry {
   symlink?: string;
   devmajor?: number;
   devminor?: number;
+  /** The extended attributes the entry got (privileged extraction only), when it has any. */
+  xattrs?: ReadonlyMap<string, Buffer>;
 }
 
 export interface ExtractRecorder {
@@ -384,7 +386,7 @@ class Extractor implements TarVisitor {
     return this.privileged ? header.mode : header.mode & ~SETID_BITS;
   }
 
-  /** Tells the recorder about an entry just created, with the owner it got. */
+  /** Tells the recorder about an entry just created, with the owner and xattrs it got. */
   private record(rel: string, type: EntryType, header: TarHeader, mode: number, extra: Partial<RecordedEntry> = {}): void {
     const recorder = this.options.recorder;
     if (recorder === undefined) return;
@@ -394,7 +396,8 @@ class Extractor implements TarVisitor {
       // A new entry of a setgid directory takes the directory's group.
       gid = rel !== '' && this.setgidDirs.has(this.parentOf(rel)) ? fs.lstatSync(this.abs(rel)).gid : this.egid;
     }
-    recorder.entry(rel, type, { mode, uid, gid, mtime: Math.floor(header.mtime), size: 0, ...extra });
+    const xattrs = this.privileged && header.xattrs.size > 0 ? { xattrs: header.xattrs } : {};
+    recorder.entry(rel, type, { mode, uid, gid, mtime: Math.floor(header.mtime), size: 0, ...xattrs, ...extra });
   }
 
   /**

@@ -43,6 +43,7 @@ interface Libc {
   mknod: Fn;
   lsetxattr: Fn;
   lgetxattr: Fn;
+  llistxattr: Fn;
   renameat2: Fn;
   unshare: Fn;
   setns: Fn;
@@ -116,6 +117,7 @@ function load(): Libc {
     lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as Fn,
     // ssize_t is not a koffi type name; intptr_t has its width and sign on Linux.
     lgetxattr: lib.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)') as Fn,
+    llistxattr: lib.func('intptr_t llistxattr(const char *path, void *list, size_t size)') as Fn,
     renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)') as Fn,
     unshare: lib.func('int unshare(int flags)') as Fn,
     setns: lib.func('int setns(int fd, int nstype)') as Fn,
@@ -262,6 +264,7 @@ const EAGAIN = 11;
 
 const ENODATA = 61;
 const ERANGE = 34;
+const ENOTSUP = 95; // EOPNOTSUPP on Linux
 /** Kernel spellings of the ifreq requests, for error messages. */
 const IFREQ_REQUEST_NAMES: Record<number, string> = { [SIOCGIFFLAGS]: 'SIOCGIFFLAGS', [SIOCSIFFLAGS]: 'SIOCSIFFLAGS' };
 
@@ -292,6 +295,23 @@ export const libcSyscalls: Syscalls = {
         continue;
       }
       throw new SyscallError('lgetxattr', errno, path);
+    }
+  },
+  llistxattr(path) {
+    const c = load();
+    let size = 1024;
+    for (;;) {
+      const buf = Buffer.alloc(size);
+      const n = Number(c.llistxattr(path, buf, size));
+      if (n >= 0) return buf.toString('utf8', 0, n).split('\0').filter((name) => name !== '');
+      const errno = c.koffi.errno();
+      // A filesystem without xattrs has none to list.
+      if (errno === ENOTSUP) return [];
+      if (errno === ERANGE && size < 1 << 20) {
+        size *= 16;
+        continue;
+      }
+      throw new SyscallError('llistxattr', errno, path);
     }
   },
   renameat2(oldPath, newPath, flags) {

@@ -74,6 +74,11 @@ export class RecordingSyscalls implements Syscalls {
     this.record('lgetxattr', [path, name], path);
     return this.xattrs.get(`${path}\0${name}`);
   }
+  llistxattr(path: string): string[] {
+    this.record('llistxattr', [path], path);
+    const prefix = `${path}\0`;
+    return [...this.xattrs.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  }
   renameat2(oldPath: string, newPath: string, flags: number): void {
     this.record('renameat2', [oldPath, newPath, flags], newPath);
   }

@@ -264,6 +264,8 @@ export interface Syscalls {
   lsetxattr(path: string, name: string, value: Buffer): void;
   /** lgetxattr(2): the attribute's value, or undefined when it is absent (ENODATA). */
   lgetxattr(path: string, name: string): Buffer | undefined;
+  /** llistxattr(2): the names of the attributes of `path` itself (a symlink's own); [] where the filesystem has none (ENOTSUP). */
+  llistxattr(path: string): string[];
   /** renameat2(2) relative to the cwd (AT_FDCWD), with RENAME_NOREPLACE / RENAME_EXCHANGE. */
   renameat2(oldPath: string, newPath: string, flags: number): void;
   /** fsync(2) of a file or directory by path (directories make renames in them durable). */

@@ -29,8 +29,8 @@ async function layersOf(...stacks: TarEntry[][]): Promise<LayerSource[]> {
 }
 
 /**
- * The tree as lines: type, mode, owner, content or target, mtime for non-directories (directory
- * times only with `dirTimes`), and which paths share an inode.
+ * The tree as lines: type, mode, owner, xattrs, content or target, mtime for non-directories
+ * (directory times only with `dirTimes`), and which paths share an inode.
  */
 function snapshot(dir: string, dirTimes = false): string[] {
   const out: string[] = [];
@@ -38,7 +38,8 @@ function snapshot(dir: string, dirTimes = false): string[] {
   const walk = (rel: string): void => {
     const abs = rel === '' ? dir : `${dir}/${rel}`;
     const st = fs.lstatSync(abs);
-    const owner = `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
+    const xattrs = libcSyscalls.llistxattr(abs).sort().map((n) => `${n}=${libcSyscalls.lgetxattr(abs, n)?.toString('hex')}`);
+    const owner = `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}${xattrs.length > 0 ? ` xattrs ${xattrs.join(',')}` : ''}`;
     if (st.isDirectory()) {
       out.push(`${rel}/ ${owner}${dirTimes ? ` @${Math.floor(st.mtimeMs / 1000)}` : ''}`);
       for (const name of fs.readdirSync(abs).sort()) walk(rel === '' ? name : `${rel}/${name}`);
@@ -181,5 +182,38 @@ describe('packLayers', () => {
     await applyLayers(again, await layersOf(...stacks), { sys: libcSyscalls });
     const walked = await writeAci(MANIFEST, again, CREATED, freshDir(), libcSyscalls);
     expect(walked.id).toBe(packed.id);
+  });
+
+  const privileged = process.geteuid?.() === 0;
+  const xf = (name: string, content: string, xattrs: Record<string, string>): TarEntry => ({ ...f(name, content), pax: Object.fromEntries(Object.entries(xattrs).map(([k, v]) => [`SCHILY.xattr.${k}`, v])) });
+
+  it.skipIf(!privileged)('keeps the layers\' xattrs (SCHILY.xattr pax records) in the ACI, so a tree rendered again from it has them (needs root)', async () => {
+    const layers = await layersOf(
+      [xf('bin/ping', 'lower', { 'user.tspod.cap': 'lower' }), xf('bin/tool', 'tool', { 'user.tspod.b': '2', 'user.tspod.a': '1' }), { name: 'etc/', type: 'directory', mode: 0o755, pax: { 'SCHILY.xattr.user.tspod.dir': 'd' } }],
+      [f('bin/ping', 'upper')],
+    );
+    const { packed, tree, aciTree } = await pack(layers);
+    expect(aciTree).toEqual(tree);
+    expect(tree).toContainEqual(expect.stringMatching(/^bin\/tool 644 0:0 xattrs user.tspod.a=31,user.tspod.b=32 = tool /));
+    expect(tree).toContainEqual(expect.stringMatching(/^etc\/ 755 0:0 xattrs user.tspod.dir=64 @/));
+    // The upper layer's file replaced the lower one with its xattr.
+    expect(tree).toContainEqual(expect.stringMatching(/^bin\/ping 644 0:0 = upper /));
+    const again = await pack(layers);
+    expect(again.packed.id).toBe(packed.id);
+  });
+
+  it.skipIf(!privileged)('packs a tree\'s xattrs byte for byte when walking it (the fallback), binary values included (needs root)', async () => {
+    const rootfs = `${freshDir()}/rootfs`;
+    fs.mkdirSync(`${rootfs}/bin`, { recursive: true, mode: 0o755 });
+    fs.writeFileSync(`${rootfs}/bin/ping`, 'ping');
+    const binary = Buffer.from([0x01, 0x00, 0x00, 0x02, 0xff, 0x0a, 0x20, 0x3d]);
+    libcSyscalls.lsetxattr(`${rootfs}/bin/ping`, 'trusted.tspod.cap', binary);
+    libcSyscalls.lsetxattr(`${rootfs}/bin`, 'user.tspod.dir', Buffer.from('x'.repeat(300)));
+    const walked = await writeAci(MANIFEST, rootfs, CREATED, freshDir(), libcSyscalls);
+    const out = freshDir();
+    await extractTar(Readable.from([fs.readFileSync(walked.tmpTarPath)]), out, { sys: libcSyscalls, prefix: 'rootfs/' });
+    expect(libcSyscalls.lgetxattr(`${out}/bin/ping`, 'trusted.tspod.cap')).toEqual(binary);
+    expect(libcSyscalls.lgetxattr(`${out}/bin`, 'user.tspod.dir')?.toString()).toBe('x'.repeat(300));
+    expect(snapshot(out)).toEqual(snapshot(rootfs));
   });
 });

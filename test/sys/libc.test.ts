@@ -63,6 +63,18 @@ describe('libc syscalls', () => {
     expect(libcSyscalls.lgetxattr(file, 'user.big')).toEqual(big);
   });
 
+  it('llistxattr lists a path\'s own attribute names (a symlink\'s, not its target\'s), past its first buffer', () => {
+    const file = path.join(dir, 'listed');
+    fs.writeFileSync(file, '');
+    fs.symlinkSync(file, path.join(dir, 'listed-link'));
+    expect(libcSyscalls.llistxattr(file).filter((n) => n.startsWith('user.'))).toEqual([]);
+    const names = Array.from({ length: 60 }, (_, i) => `user.tspod-attribute-${String(i).padStart(2, '0')}`);
+    for (const name of names) libcSyscalls.lsetxattr(file, name, Buffer.from('1'));
+    expect(libcSyscalls.llistxattr(file).filter((n) => n.startsWith('user.')).sort()).toEqual(names);
+    expect(libcSyscalls.llistxattr(path.join(dir, 'listed-link')).filter((n) => n.startsWith('user.'))).toEqual([]);
+    expect(() => libcSyscalls.llistxattr(path.join(dir, 'missing'))).toThrow(/llistxattr .*missing: ENOENT/);
+  });
+
   it('lsetxattr on a missing path fails with ENOENT naming the path', () => {
     expect(() => libcSyscalls.lsetxattr(path.join(dir, 'missing'), 'user.a', Buffer.from('1'))).toThrow(/lsetxattr .*missing: ENOENT/);
   });
