@@ -25,10 +25,10 @@ export function unifiedCgroupOf(procCgroup: string): string | undefined {
 /**
  * Whether systemd delegated `dir` to this process. Recent systemd versions mark a unit's cgroup
  * with the `trusted.delegate` and `user.delegate` xattrs ("1" when delegated, else "0"). Older
- * managers leave no mark (Debian 12's systemd 252 sets neither, checked on this machine kind): then a service's own cgroup
- * counts as delegated when systemd started this process as a service (INVOCATION_ID set), as rkt
- * used the unit's cgroup when run from a system service. Units need Delegate=yes for that;
- * `tspod generate systemd` writes it.
+ * managers leave no mark (Debian 12's systemd 252 sets neither, checked on this machine kind):
+ * then a service's own cgroup counts as delegated when systemd started this process as a
+ * service (INVOCATION_ID set), as rkt used the unit's cgroup when run from a system service.
+ * Units need Delegate=yes for that; `tspod generate systemd` writes it.
  */
 export function isDelegated(sys: Pick<Syscalls, 'lgetxattr'>, dir: string, env: NodeJS.ProcessEnv): boolean {
   for (const name of ['trusted.delegate', 'user.delegate']) {
