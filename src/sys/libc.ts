@@ -268,6 +268,21 @@ const ENOTSUP = 95; // EOPNOTSUPP on Linux
 /** Kernel spellings of the ifreq requests, for error messages. */
 const IFREQ_REQUEST_NAMES: Record<number, string> = { [SIOCGIFFLAGS]: 'SIOCGIFFLAGS', [SIOCSIFFLAGS]: 'SIOCSIFFLAGS' };
 
+/**
+ * A call that fills a buffer and returns its length (the xattr calls): retried with a buffer 16
+ * times larger on ERANGE, up to 1 MiB. The bytes filled; undefined for `absent`; other errnos throw.
+ */
+function growingBuffer(c: Libc, syscall: string, path: string, initial: number, absent: number, call: (buf: Buffer) => unknown): Buffer | undefined {
+  for (let size = initial; ; size *= 16) {
+    const buf = Buffer.alloc(size);
+    const n = Number(call(buf));
+    if (n >= 0) return buf.subarray(0, n);
+    const errno = c.koffi.errno();
+    if (errno === absent) return undefined;
+    if (errno !== ERANGE || size >= 1 << 20) throw new SyscallError(syscall, errno, path);
+  }
+}
+
 export const libcSyscalls: Syscalls = {
   flock(fd, operation) {
     const c = load();
@@ -283,36 +298,13 @@ export const libcSyscalls: Syscalls = {
   },
   lgetxattr(path, name) {
     const c = load();
-    let size = 256;
-    for (;;) {
-      const buf = Buffer.alloc(size);
-      const n = Number(c.lgetxattr(path, name, buf, size));
-      if (n >= 0) return buf.subarray(0, n);
-      const errno = c.koffi.errno();
-      if (errno === ENODATA) return undefined;
-      if (errno === ERANGE && size < 1 << 20) {
-        size *= 16;
-        continue;
-      }
-      throw new SyscallError('lgetxattr', errno, path);
-    }
+    return growingBuffer(c, 'lgetxattr', path, 256, ENODATA, (buf) => c.lgetxattr(path, name, buf, buf.length));
   },
   llistxattr(path) {
     const c = load();
-    let size = 1024;
-    for (;;) {
-      const buf = Buffer.alloc(size);
-      const n = Number(c.llistxattr(path, buf, size));
-      if (n >= 0) return buf.toString('utf8', 0, n).split('\0').filter((name) => name !== '');
-      const errno = c.koffi.errno();
-      // A filesystem without xattrs has none to list.
-      if (errno === ENOTSUP) return [];
-      if (errno === ERANGE && size < 1 << 20) {
-        size *= 16;
-        continue;
-      }
-      throw new SyscallError('llistxattr', errno, path);
-    }
+    // ENOTSUP: a filesystem without xattrs has none to list.
+    const list = growingBuffer(c, 'llistxattr', path, 1024, ENOTSUP, (buf) => c.llistxattr(path, buf, buf.length));
+    return list === undefined ? [] : list.toString('utf8').split('\0').filter((name) => name !== '');
   },
   renameat2(oldPath, newPath, flags) {
     const c = load();
