@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { unifiedCgroupOf } from '../../src/systemd/delegation.js';
 import { execLine } from '../../src/systemd/unit.js';
 import { BIN } from '../support/cli.js';
 import { canRunPods, usePodSuite, type PodSuite } from '../support/pod-env.js';
@@ -265,9 +266,9 @@ describe.skipIf(missing !== undefined)(`tspod run under a real systemd manager${
   });
 });
 
-/** The cgroup v2 path of a live process (the `0::` line of /proc/PID/cgroup). */
-function unifiedCgroupOfPid(pid: number): string | undefined {
-  return fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
+/** The cgroup v2 path of a live process, with its leading `/` as in ControlGroup=. */
+function unifiedCgroupOfPid(pid: number): string {
+  return `/${unifiedCgroupOf(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'))}`;
 }
 
 const missingUnified = canRunPods ? systemdManagerMissing({ unified: true }) : 'needs root and actool (real pods)';
