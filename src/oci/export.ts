@@ -4,21 +4,20 @@
 // them), environment -> Env, user/group -> User, workingDirectory, ports -> ExposedPorts, mount
 // points -> Volumes, labels and annotations -> Labels, os/arch labels -> os/architecture/variant),
 // and a rendered root filesystem becomes one gzip layer, written in sorted order with its modes,
-// owners and mtimes so the same tree always gives the same digest. `writeOciImage` writes both,
+// owners, mtimes and xattrs (src/image/tar-writer.ts) so the same tree always gives the same digest. `writeOciImage` writes both,
 // with the manifest, into a new layout directory (layout.ts writeLayout); `packLayoutArchive`
 // makes an `oci-archive:` tar of such a directory.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-
-import { pack as tarPack, type Pack } from 'tar-stream';
 
 import { labelValue } from '../appc/labels.js';
 import type { ImageManifest } from '../appc/types.js';
 import { UsageError } from '../errors.js';
+import { TarWriter, treeXattrs, TYPE, type TarSink, type XattrSyscalls } from '../image/tar-writer.js';
 import type { Syscalls } from '../sys/types.js';
 import { ensureDir } from '../store/atomic.js';
 import { ANNOTATIONS, type OciImageConfig } from './convert.js';
@@ -185,23 +184,6 @@ function hashing(alg: 'sha256'): { stream: Transform; digest: () => string; size
   return { stream, digest: () => (result ??= `${alg}:${hash.digest('hex')}`), size: () => size };
 }
 
-type EntryHeader = Parameters<Pack['entry']>[0];
-
-function addEntry(tar: Pack, header: EntryHeader, body?: Readable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (body === undefined) {
-      tar.entry(header, (err) => (err ? reject(err) : resolve()));
-      return;
-    }
-    const entry = tar.entry(header, (err) => (err ? reject(err) : resolve()));
-    body.once('error', (err) => {
-      entry.destroy(err);
-      reject(err);
-    });
-    body.pipe(entry);
-  });
-}
-
 /** Linux dev_t (glibc's gnu_dev_major/minor). */
 function devNumbers(rdev: number): { devmajor: number; devminor: number } {
   const hi = Math.floor(rdev / 2 ** 32);
@@ -209,20 +191,56 @@ function devNumbers(rdev: number): { devmajor: number; devminor: number } {
   return { devmajor: ((lo >>> 8) & 0xfff) | (hi & ~0xfff), devminor: (lo & 0xff) | ((lo >>> 12) & ~0xff) };
 }
 
+const LAYER_BUFFER = 1 << 20;
+/** How many bytes of the archive may wait for gzip before packing pauses. */
+const LAYER_QUEUE = 4 * LAYER_BUFFER;
+
+/** A TarSink whose filled buffers are the chunks of a Readable (the layer's gzip pipeline reads it). */
+class LayerStream implements TarSink {
+  private wake: (() => void) | undefined;
+  readonly readable = new Readable({ highWaterMark: LAYER_QUEUE, read: () => this.resume() });
+
+  constructor() {
+    this.readable.once('close', () => this.resume());
+  }
+
+  private resume(): void {
+    this.wake?.();
+    this.wake = undefined;
+  }
+
+  take(): Buffer {
+    return Buffer.allocUnsafe(LAYER_BUFFER);
+  }
+
+  update(buf: Buffer, length: number): void {
+    this.readable.push(buf.subarray(0, length));
+  }
+
+  /** Waits while the queue is full; throws when the pipeline has stopped reading (it failed). */
+  async ready(): Promise<void> {
+    while (!this.readable.destroyed && this.readable.readableLength >= LAYER_QUEUE) await new Promise<void>((resolve) => (this.wake = resolve));
+    if (this.readable.destroyed) throw new Error('the layer\'s output stream was closed');
+  }
+}
+
 export interface PackTreeOptions {
   /** Keep the tree's owners (a tree rendered as root has the image's); otherwise everything is 0:0. */
   keepOwners: boolean;
+  /** Reads the entries' extended attributes, which the archive then keeps; without it, none are kept. */
+  sys?: XattrSyscalls;
   onWarning: (message: string) => void;
 }
 
 /**
- * Writes the tree under `root` into `tar` as a layer (layer.md): names relative to the root,
+ * Writes the tree under `root` as a layer (layer.md) into `tar`: names relative to the root,
  * children sorted by name, directories before their contents, hardlinks to the first name seen,
- * modes (with setuid/setgid/sticky), owners, mtimes, symlinks, device nodes and FIFOs. Sockets
- * carry nothing and are left out; a name with the whiteout prefix `.wh.` would delete rather
- * than add, so it is left out with a warning.
+ * modes (with setuid/setgid/sticky), owners, mtimes, xattrs (`SCHILY.xattr.*`, security.selinux
+ * left out), symlinks, device nodes and FIFOs. Sockets carry nothing and are left out; a name with
+ * the whiteout prefix `.wh.` would delete rather than add, so it is left out with a warning.
+ * `pace` is awaited before each entry (the reader's backpressure).
  */
-export async function packTree(tar: Pack, root: string, options: PackTreeOptions): Promise<void> {
+async function packTree(tar: TarWriter, root: string, options: PackTreeOptions, pace: () => Promise<void>): Promise<void> {
   const links = new Map<string, string>();
   const walk = async (rel: string): Promise<void> => {
     for (const child of fs.readdirSync(path.join(root, rel)).sort()) {
@@ -232,31 +250,41 @@ export async function packTree(tar: Pack, root: string, options: PackTreeOptions
         options.onWarning(`${name}: an OCI whiteout name (.wh.) in the tree; left out of the layer`);
         continue;
       }
+      await pace();
       const st = fs.lstatSync(abs);
       const common = {
+        name,
         mode: st.mode & 0o7777,
         uid: options.keepOwners ? st.uid : 0,
         gid: options.keepOwners ? st.gid : 0,
-        mtime: st.mtime,
+        size: 0,
+        mtime: Math.floor(st.mtimeMs / 1000),
+        ...(options.sys === undefined ? {} : treeXattrs(options.sys, abs)),
       };
       if (st.isDirectory()) {
-        await addEntry(tar, { ...common, name: `${name}/`, type: 'directory' });
+        tar.header({ ...common, name: `${name}/`, type: TYPE.directory });
         await walk(name);
       } else if (st.isSymbolicLink()) {
-        await addEntry(tar, { ...common, name, type: 'symlink', linkname: fs.readlinkSync(abs) });
+        tar.header({ ...common, type: TYPE.symlink, linkname: fs.readlinkSync(abs) });
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? links.get(key) : undefined;
         if (first !== undefined) {
-          await addEntry(tar, { ...common, name, type: 'link', linkname: first });
+          tar.header({ ...common, type: TYPE.link, linkname: first });
           continue;
         }
         if (st.nlink > 1) links.set(key, name);
-        await addEntry(tar, { ...common, name, type: 'file', size: st.size }, fs.createReadStream(abs));
+        const fd = fs.openSync(abs, 'r');
+        try {
+          tar.header({ ...common, type: TYPE.file, size: st.size });
+          tar.body(fd, st.size, name);
+        } finally {
+          fs.closeSync(fd);
+        }
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        await addEntry(tar, { ...common, name, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...devNumbers(st.rdev) });
+        tar.header({ ...common, type: st.isCharacterDevice() ? TYPE.char : TYPE.block, ...devNumbers(st.rdev) });
       } else if (st.isFIFO()) {
-        await addEntry(tar, { ...common, name, type: 'fifo' });
+        tar.header({ ...common, type: TYPE.fifo });
       }
     }
   };
@@ -269,17 +297,30 @@ export interface LayerBlob {
   diffId: string;
 }
 
+/** The tree under `root` as an archive: `readable` gives its bytes while `packed` settles when all were given. */
+function packedTree(root: string, options: PackTreeOptions): { readable: Readable; packed: Promise<void> } {
+  const layer = new LayerStream();
+  const tar = new TarWriter(layer);
+  const packed = packTree(tar, root, options, () => layer.ready()).then(
+    () => {
+      tar.end();
+      layer.readable.push(null);
+    },
+    (err: unknown) => {
+      layer.readable.destroy(err as Error);
+      throw err;
+    },
+  );
+  return { readable: layer.readable, packed };
+}
+
 /** Packs `rootfs` as a gzip layer into `file`; returns its descriptor and diff id. */
 export async function writeTreeLayer(rootfs: string, file: string, options: PackTreeOptions): Promise<LayerBlob> {
-  const tar = tarPack();
-  const packing = packTree(tar, rootfs, options).then(
-    () => tar.finalize(),
-    (err: unknown) => tar.destroy(err as Error),
-  );
+  const { readable, packed } = packedTree(rootfs, options);
   const raw = hashing('sha256');
   const gz = hashing('sha256');
   // gzip's header carries no time or name here (zlib writes mtime 0): the same tree, the same bytes.
-  await Promise.all([pipeline(tar, raw.stream, zlib.createGzip(), gz.stream, fs.createWriteStream(file, { flags: 'wx', mode: 0o644 })), packing]);
+  await Promise.all([pipeline(readable, raw.stream, zlib.createGzip(), gz.stream, fs.createWriteStream(file, { flags: 'wx', mode: 0o644 })), packed]);
   return { descriptor: { mediaType: LAYER_MEDIA_TYPE_GZIP, digest: gz.digest(), size: gz.size() }, diffId: raw.digest() };
 }
 
@@ -330,10 +371,6 @@ export async function writeOciImage(dir: string, manifest: ImageManifest, rootfs
 
 /** `oci-archive:`: the layout directory `dir` as a tar at `file` (sorted, plain files and directories). */
 export async function packLayoutArchive(dir: string, file: string): Promise<void> {
-  const tar = tarPack();
-  const packing = packTree(tar, dir, { keepOwners: false, onWarning: () => {} }).then(
-    () => tar.finalize(),
-    (err: unknown) => tar.destroy(err as Error),
-  );
-  await Promise.all([pipeline(tar, fs.createWriteStream(file, { flags: 'wx', mode: 0o644 })), packing]);
+  const { readable, packed } = packedTree(dir, { keepOwners: false, onWarning: () => {} });
+  await Promise.all([pipeline(readable, fs.createWriteStream(file, { flags: 'wx', mode: 0o644 })), packed]);
 }

@@ -1,7 +1,8 @@
 // appc image manifest -> OCI image config (the reverse of convert.ts), the export tag, and the
-// layer packing of a tree: sorted, deterministic, modes/mtimes/links kept, whiteout names left out.
+// layer packing of a tree: sorted, deterministic, modes/mtimes/links/xattrs kept, whiteout names left out.
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 
 import tar from 'tar-stream';
@@ -10,12 +11,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ImageManifest } from '../../src/appc/types.js';
 import { validateImageManifest } from '../../src/appc/validate.js';
 import { UsageError } from '../../src/errors.js';
+import { extractTar } from '../../src/image/extract.js';
 import { ANNOTATIONS, convertConfig } from '../../src/oci/convert.js';
 import { exportTag, ociConfigFromManifest, OCI_TITLE, OCI_VERSION, writeTreeLayer } from '../../src/oci/export.js';
 import { ociArchitecture } from '../../src/oci/platform.js';
+import { libcSyscalls } from '../../src/sys/index.js';
 import { scratchDirs } from '../support/scratch.js';
 
 const DIFF = `sha256:${'d'.repeat(64)}`;
+const privileged = process.geteuid?.() === 0;
 
 function aci(extra: Partial<ImageManifest> = {}): ImageManifest {
   return {
@@ -194,6 +198,30 @@ describe('writeTreeLayer', () => {
     expect(layer.descriptor.size).toBe(fs.statSync(out).size);
     expect(layer.descriptor.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
     expect(layer.diffId).not.toBe(layer.descriptor.digest);
+  });
+
+  it.skipIf(!privileged)('keeps xattrs byte for byte, binary values and long names included (needs root: trusted.*)', async () => {
+    const tree = makeTree();
+    const long = `b/${'n'.repeat(120)}`;
+    fs.writeFileSync(path.join(tree, long), 'long\n');
+    const binary = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0xff, 0xfe, 0x0a, 0x3d]);
+    libcSyscalls.lsetxattr(path.join(tree, 'a'), 'trusted.tspod.cap', binary);
+    libcSyscalls.lsetxattr(path.join(tree, long), 'user.tspod.long', Buffer.from('v'.repeat(300)));
+    libcSyscalls.lsetxattr(path.join(tree, 'b/dir'), 'user.tspod.dir', Buffer.from('d'));
+    const out = path.join(scratch.freshDir(), 'layer.tar.gz');
+    await writeTreeLayer(tree, out, { keepOwners: true, sys: libcSyscalls, onWarning: () => {} });
+    const back = scratch.freshDir();
+    await extractTar(Readable.from([zlib.gunzipSync(fs.readFileSync(out))]), back, { sys: libcSyscalls });
+    expect(libcSyscalls.lgetxattr(path.join(back, 'a'), 'trusted.tspod.cap')).toEqual(binary);
+    expect(libcSyscalls.lgetxattr(path.join(back, 'c-hard'), 'trusted.tspod.cap')).toEqual(binary);
+    expect(libcSyscalls.lgetxattr(path.join(back, long), 'user.tspod.long')?.toString()).toBe('v'.repeat(300));
+    expect(fs.readFileSync(path.join(back, long), 'utf8')).toBe('long\n');
+    expect(libcSyscalls.lgetxattr(path.join(back, 'b/dir'), 'user.tspod.dir')?.toString()).toBe('d');
+    expect(libcSyscalls.llistxattr(path.join(back, 'b/dir/file'))).toEqual([]);
+    // Without the syscalls (the oci-archive of a layout), nothing is read: no xattrs.
+    const plain = path.join(scratch.freshDir(), 'plain.tar.gz');
+    await writeTreeLayer(tree, plain, { keepOwners: true, onWarning: () => {} });
+    expect(zlib.gunzipSync(fs.readFileSync(plain)).includes('SCHILY.xattr')).toBe(false);
   });
 
   it('gives the same digest for the same tree, another for a changed one', async () => {
