@@ -138,7 +138,7 @@ export async function fetchOciImage(ref: string, ctx: FetchContext, request: Fet
  * signer's fingerprint (null when the policy accepted it unsigned, with a warning).
  */
 async function checkOciSignature(ref: string, resolved: ResolvedOci, ctx: FetchContext, request: FetchRequest): Promise<string | null> {
-  const [{ dockerScopes, evaluatePolicy, layoutScopes, loadPolicy }, { parseDockerIdentity }, sources] = await Promise.all([
+  const [{ evaluatePolicy, layoutScopes, loadPolicy, policyDockerScopes }, { parseDockerIdentity }, sources] = await Promise.all([
     import('../oci/policy.js'),
     import('../oci/simple-signing.js'),
     import('../oci/signature-sources.js'),
@@ -160,7 +160,7 @@ async function checkOciSignature(ref: string, resolved: ResolvedOci, ctx: FetchC
   let hints: string[];
   if (ref.startsWith('docker://')) {
     const docker = parseDockerIdentity(resolved.reference.slice('docker://'.length));
-    image = { transport: 'docker', reference: resolved.reference, docker, scopes: dockerScopes(docker), editScope: docker.name, digests };
+    image = { transport: 'docker', reference: resolved.reference, docker, scopes: policyDockerScopes(docker), editScope: docker.name, digests };
     const registriesDirs = [path.join(keystore.localDir, 'registries.d'), path.join(keystore.systemDir, 'registries.d'), sources.CONTAINERS_REGISTRIES_D];
     // Loaded here: the http modules (undici, ~0.1 s of start-up) are for registries, not layouts.
     const net = await (await import('./remote-aci.js')).networkOf(ctx);

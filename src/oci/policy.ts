@@ -6,7 +6,9 @@
 // - Files: `<local config dir>/policy.json`, else `<system config dir>/policy.json` (the local
 //   file wins whole, no merging), else the built-in default `{"default":[{"type":"signedBy","keyType":"GPGKeys"}]}`.
 // - Scopes, most specific first: docker `registry/repo:tag` (or `@digest`), `registry/repo`,
-//   `registry/namespace`..., `registry`, then the transport's `""`, then `default`. oci and
+//   `registry/namespace`..., `registry`, then wildcards of the registry's parent domains without
+//   its port (`*.b.example.com`, `*.example.com`, `*.com`; a wildcard covers subdomains, not the
+//   domain itself), then the transport's `""`, then `default`. oci and
 //   oci-archive: `/abs/path:tag`, `/abs/path`, its parent directories up to `/`, then `""`, then
 //   `default`. docker-archive has only `""` (as in containers/image): an archive of `docker save`
 //   carries no signature, so its images pass `insecureAcceptAnything` or nothing. The first scope
@@ -14,7 +16,7 @@
 // - Requirements: `insecureAcceptAnything`; `reject`; `signedBy` with `keyType: "GPGKeys"` and
 //   `keyPath` | `keyPaths` | `keyData` (base64 keyring) and optional `signedIdentity`
 //   (matchExact, matchRepoDigestOrExact (default), matchRepository, exactReference,
-//   exactRepository). tspod's addition: `signedBy` without key fields means the keys tspod's
+//   exactRepository, remapIdentity). tspod's addition: `signedBy` without key fields means the keys tspod's
 //   keystore trusts for the image (`tspod trust`: root keys, and keys whose prefix covers
 //   `docker://registry/repository`). For an oci layout, which has no docker name, those are the
 //   keys trusted for the repository the signature names, and no further identity check is made.
@@ -98,7 +100,74 @@ export function parsePolicy(text: string, what: string): OciPolicy {
       suggestions: [`fix ${what} (see the README section "OCI image signatures" and containers-policy.json(5))`],
     });
   }
-  return doc as OciPolicy;
+  const policy = doc as OciPolicy;
+  const problems = [...wildcardProblems(policy), ...remapProblems(policy)];
+  if (problems.length > 0) {
+    throw new ValidationError(`${what}: not a valid policy`, problems, {
+      suggestions: [`fix ${what} (see the README section "OCI image signatures" and containers-policy.json(5))`],
+    });
+  }
+  return policy;
+}
+
+/** containers-policy.json(5): `*.example.com` matches subdomains; `*` anywhere else (or with a port or path) is no scope. */
+const WILDCARD_SCOPE = /^\*(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+
+/** Scopes with a `*` that is not a docker wildcard scope: they would silently never match. */
+function wildcardProblems(policy: OciPolicy): string[] {
+  const problems: string[] = [];
+  for (const [transport, table] of Object.entries(policy.transports ?? {})) {
+    for (const scope of Object.keys(table ?? {})) {
+      if (!scope.includes('*')) continue;
+      if (transport !== 'docker') problems.push(`/transports/${transport}: scope ${JSON.stringify(scope)}: wildcard scopes exist for the docker transport only`);
+      else if (!WILDCARD_SCOPE.test(scope)) problems.push(`/transports/docker: scope ${JSON.stringify(scope)}: a wildcard scope is "*.DOMAIN" (every subdomain of DOMAIN, no port or path)`);
+    }
+  }
+  return problems;
+}
+
+/** Every signedBy's remapIdentity of the policy, with where it is. */
+function* remapRules(policy: OciPolicy): Generator<{ where: string; rule: Extract<SignedIdentity, { type: 'remapIdentity' }> }> {
+  const lists: [string, Requirement[]][] = [['/default', policy.default]];
+  for (const [transport, table] of Object.entries(policy.transports ?? {})) {
+    for (const [scope, reqs] of Object.entries(table ?? {})) lists.push([`/transports/${transport}/${JSON.stringify(scope)}`, reqs]);
+  }
+  for (const [where, reqs] of lists) {
+    for (const [i, req] of reqs.entries()) {
+      if (req.type === 'signedBy' && req.signedIdentity?.type === 'remapIdentity') yield { where: `${where}/${i}/signedIdentity`, rule: req.signedIdentity };
+    }
+  }
+}
+
+/** A registry as a remapIdentity prefix: host[:port] (a name, an IPv4 address or a bracketed IPv6 one). */
+const REGISTRY_HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d+)?$/;
+
+/** distribution/reference: a path component of a repository name. */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+
+/** Why `text` cannot be a remapIdentity prefix, or undefined when it can. */
+function remapPrefixProblem(text: string): string | undefined {
+  const [first, ...path] = text.split('/');
+  if (path.length === 0) return REGISTRY_HOST.test(text) ? undefined : 'is not a registry host[:port]';
+  if (text.includes('@') || path.at(-1)!.includes(':')) return 'must name a namespace or repository, without tag or digest';
+  // docker's rule for the first component: a registry has a `.` or a port, or is localhost.
+  if (!REGISTRY_HOST.test(first!) || !(first!.includes('.') || first!.includes(':') || first === 'localhost')) {
+    return `must be in the fully expanded form, starting with its registry (e.g. "docker.io/${text}")`;
+  }
+  const bad = path.find((component) => !PATH_COMPONENT.test(component));
+  return bad === undefined ? undefined : `has ${JSON.stringify(bad)}, which is not a repository path component`;
+}
+
+/** remapIdentity's prefixes must be a registry (host[:port]), or a namespace or repository in the fully expanded form, without tag or digest. */
+function remapProblems(policy: OciPolicy): string[] {
+  const problems: string[] = [];
+  for (const { where, rule } of remapRules(policy)) {
+    for (const key of ['prefix', 'signedPrefix'] as const) {
+      const reason = remapPrefixProblem(rule[key]);
+      if (reason !== undefined) problems.push(`${where}/${key}: ${JSON.stringify(rule[key])} ${reason}`);
+    }
+  }
+  return problems;
 }
 
 /** policy.json of the local config dir, else of the system one, else the built-in default. */
@@ -126,6 +195,21 @@ export function dockerScopes(image: DockerIdentity): string[] {
   if (!image.nameOnly) scopes.push(image.full);
   const parts = image.name.split('/');
   for (let n = parts.length; n >= 1; n--) scopes.push(parts.slice(0, n).join('/'));
+  return scopes;
+}
+
+/**
+ * policy.json's docker scopes of an image: dockerScopes, then wildcards of the registry's parent
+ * domains, port left out, most specific first (containers/image
+ * docker/policyconfiguration DockerReferenceNamespaces). registries.d has no wildcards.
+ */
+export function policyDockerScopes(image: DockerIdentity): string[] {
+  const scopes = dockerScopes(image);
+  let domain = image.name.split('/')[0]!.replace(/:\d+$/, '');
+  for (let dot = domain.indexOf('.'); dot !== -1; dot = domain.indexOf('.')) {
+    domain = domain.slice(dot + 1);
+    scopes.push(`*.${domain}`);
+  }
   return scopes;
 }
 

@@ -265,7 +265,18 @@ export type SignedIdentity =
   | { type: 'matchRepoDigestOrExact' }
   | { type: 'matchRepository' }
   | { type: 'exactReference'; dockerReference: string }
-  | { type: 'exactRepository'; dockerRepository: string };
+  | { type: 'exactRepository'; dockerRepository: string }
+  | { type: 'remapIdentity'; prefix: string; signedPrefix: string };
+
+/**
+ * remapIdentity: the image as its signature should name it. When the image's name is `prefix` or
+ * lies below it (`prefix/...`), that prefix is replaced by `signedPrefix`; otherwise the image is
+ * unchanged (containers/image signature/policy_reference_match.go prmRemapIdentity).
+ */
+export function remapIdentity(image: DockerIdentity, prefix: string, signedPrefix: string): DockerIdentity {
+  if (image.name !== prefix && !image.name.startsWith(`${prefix}/`)) return image;
+  return parseDockerIdentity(`${signedPrefix}${image.full.slice(prefix.length)}`);
+}
 
 /**
  * Whether a signature's `docker-reference` is acceptable for the image reference under `rule`
@@ -286,6 +297,13 @@ export function identityMismatch(rule: SignedIdentity, image: DockerIdentity | u
       if (image === undefined) return noDockerName;
       if (image.nameOnly || signed.nameOnly) return `${rule.type} needs a tag or digest on both the image and the signed identity ("${signedText}")`;
       return signed.full === image.full ? undefined : `signed for ${signed.full}, not ${image.full} (${rule.type})`;
+    case 'remapIdentity': {
+      if (image === undefined) return noDockerName;
+      // Then matchRepoDigestOrExact, against the remapped name (containers-policy.json(5)).
+      const remapped = remapIdentity(image, rule.prefix, rule.signedPrefix);
+      const reason = identityMismatch({ type: 'matchRepoDigestOrExact' }, remapped, signedText);
+      return reason === undefined || remapped === image ? reason : `${reason}, the image read as ${remapped.full} (remapIdentity ${rule.prefix} -> ${rule.signedPrefix})`;
+    }
     case 'matchRepoDigestOrExact':
       if (image === undefined) return noDockerName;
       if (image.digest !== undefined) {

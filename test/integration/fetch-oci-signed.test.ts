@@ -253,6 +253,47 @@ describe.skipIf(!hasRegistryTools || !hasGpg || !hasOpenssl)(`tspod fetch of sig
     expect(lastJson<{ signer: string | null }>(signed.stdout).signer).toBe(signer.fp);
   });
 
+  it('policy.json: a wildcard scope covers the registry\'s domain (127.0.0.1 is under *.0.0.1), and remapIdentity accepts a mirror\'s image signed under the vendor\'s name', async () => {
+    const app = images.get('team/app')!;
+    const base = path.join(work, 'lookaside-vendor');
+    putLookaside(base, 'team/app', app.digest, sign(app.manifest, 'vendor.test/team/app:1.0'));
+    const wildcard = '*.0.0.1';
+    const signedBy = (signedIdentity?: object) => [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: keyFile(signer), ...(signedIdentity === undefined ? {} : { signedIdentity }) }];
+
+    // The wildcard scope applies, not "" (which would accept anything).
+    const rejecting = newEnv();
+    policy(rejecting, { default: [{ type: 'insecureAcceptAnything' }], transports: { docker: { '': [{ type: 'insecureAcceptAnything' }], [wildcard]: [{ type: 'reject' }] } } });
+    const refused = await rejecting.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/unsigned:1.0`]);
+    expect(refused.status).toBe(254);
+    expect(refused.stderr).toContain(`scope transports.docker["${wildcard}"]: requirement 1 (reject) rejects every image there`);
+    nothingStored(rejecting);
+
+    // Signed as vendor.test/team/app:1.0, pulled from HOST/team/app:1.0: refused as it is...
+    const plain = newEnv();
+    registriesD(plain, `default-docker:\n  lookaside: file://${base}\n`);
+    policy(plain, { default: [{ type: 'reject' }], transports: { docker: { [wildcard]: signedBy() } } });
+    const mismatch = await plain.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    expect(mismatch.status).toBe(254);
+    expect(mismatch.stderr).toContain(`scope transports.docker["${wildcard}"]`);
+    expect(mismatch.stderr).toContain(`signed for vendor.test/team/app:1.0, not ${host}/team/app:1.0 (matchRepoDigestOrExact)`);
+    nothingStored(plain);
+
+    // ...and accepted once the policy maps the mirror's names to the vendor's.
+    const remapped = newEnv();
+    registriesD(remapped, `default-docker:\n  lookaside: file://${base}\n`);
+    policy(remapped, { default: [{ type: 'reject' }], transports: { docker: { [wildcard]: signedBy({ type: 'remapIdentity', prefix: `${host}/team`, signedPrefix: 'vendor.test/team' }) } } });
+    const ok = await remapped.runAsync(['fetch', '--json', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(lastJson<{ signer: string }>(ok.stdout).signer).toBe(signer.fp);
+    // The remapped tag still has to be the signed one.
+    const otherTag = newEnv();
+    registriesD(otherTag, `default-docker:\n  lookaside: file://${base}\n`);
+    policy(otherTag, { default: [{ type: 'reject' }], transports: { docker: { [wildcard]: signedBy({ type: 'remapIdentity', prefix: `${host}/team`, signedPrefix: 'vendor.test/other' }) } } });
+    const wrong = await otherTag.runAsync(['fetch', '--insecure-options=http', `docker://${host}/team/app:1.0`]);
+    expect(wrong.status).toBe(254);
+    expect(wrong.stderr).toContain(`the image read as vendor.test/other/app:1.0 (remapIdentity ${host}/team -> vendor.test/other)`);
+  });
+
   it('policy.json signedBy with keyPath: the key file, not the keystore, decides', async () => {
     const env = newEnv();
     registriesD(env, `default-docker:\n  lookaside: file://${lookaside}\n`);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { TrustError, ValidationError } from '../../src/errors.js';
-import { BUILTIN_POLICY, dockerScopes, evaluatePolicy, layoutScopes, loadPolicy, parsePolicy, requirementsFor, type OciPolicy, type PolicyImage } from '../../src/oci/policy.js';
+import { BUILTIN_POLICY, dockerScopes, evaluatePolicy, layoutScopes, loadPolicy, parsePolicy, policyDockerScopes, requirementsFor, type OciPolicy, type PolicyImage } from '../../src/oci/policy.js';
 import { parseDockerIdentity } from '../../src/oci/simple-signing.js';
 import { libcSyscalls } from '../../src/sys/libc.js';
 import { Keystore } from '../../src/trust/keystore.js';
@@ -27,6 +27,40 @@ describe('scopes', () => {
   it('docker: name:tag, then the repository and each namespace up to the registry', () => {
     expect(dockerScopes(parseDockerIdentity('reg.test:5000/a/b/c:1.0'))).toEqual(['reg.test:5000/a/b/c:1.0', 'reg.test:5000/a/b/c', 'reg.test:5000/a/b', 'reg.test:5000/a', 'reg.test:5000']);
     expect(dockerScopes(parseDockerIdentity('busybox'))).toEqual(['docker.io/library/busybox', 'docker.io/library', 'docker.io']);
+  });
+
+  it('policy.json docker: the same, then wildcards of the parent domains without the port (registries.d has none)', () => {
+    expect(policyDockerScopes(parseDockerIdentity('a.b.example.com:5000/ns/app:1'))).toEqual([
+      'a.b.example.com:5000/ns/app:1',
+      'a.b.example.com:5000/ns/app',
+      'a.b.example.com:5000/ns',
+      'a.b.example.com:5000',
+      '*.b.example.com',
+      '*.example.com',
+      '*.com',
+    ]);
+    expect(policyDockerScopes(parseDockerIdentity('localhost:5000/app'))).toEqual(['localhost:5000/app', 'localhost:5000']);
+  });
+
+  it('a wildcard covers subdomains only, after the registry itself and before "", the longest first', () => {
+    const policy: OciPolicy = {
+      default: [{ type: 'reject' }],
+      transports: {
+        docker: {
+          '': [{ type: 'insecureAcceptAnything' }],
+          '*.example.com': [{ type: 'reject' }],
+          '*.b.example.com': [{ type: 'signedBy', keyType: 'GPGKeys' }],
+          'x.example.com': [{ type: 'insecureAcceptAnything' }],
+        },
+      },
+    };
+    const of = (ref: string) => requirementsFor(policy, 'docker', policyDockerScopes(parseDockerIdentity(ref))).scope;
+    expect(of('reg.example.com/app:1')).toBe('transports.docker["*.example.com"]');
+    expect(of('reg.example.com:5000/app:1')).toBe('transports.docker["*.example.com"]');
+    expect(of('a.b.example.com/app:1')).toBe('transports.docker["*.b.example.com"]');
+    expect(of('x.example.com/app:1')).toBe('transports.docker["x.example.com"]');
+    expect(of('example.com/app:1')).toBe('transports.docker[""]');
+    expect(of('example.org/app:1')).toBe('transports.docker[""]');
   });
 
   it('oci: path:tag, then the path and its parents', () => {
@@ -62,6 +96,8 @@ describe('policy.json validation and loading', () => {
         docker: {
           'reg.test': [{ type: 'signedBy', keyType: 'GPGKeys', keyPaths: ['/a.gpg', '/b.gpg'], signedIdentity: { type: 'matchRepository' } }],
           'reg.test/x': [{ type: 'signedBy', keyType: 'GPGKeys', keyData: 'bWFkZSB1cA==', signedIdentity: { type: 'exactReference', dockerReference: 'reg.test/y:1' } }],
+          '*.mirror.test': [{ type: 'signedBy', keyType: 'GPGKeys', signedIdentity: { type: 'remapIdentity', prefix: 'eu.mirror.test:5000/vendor', signedPrefix: 'vendor.test' } }],
+          'reg.test/lib': [{ type: 'signedBy', keyType: 'GPGKeys', signedIdentity: { type: 'remapIdentity', prefix: 'reg.test/lib', signedPrefix: 'docker.io/library' } }],
         },
         oci: { '/srv': [{ type: 'insecureAcceptAnything' }] },
       },
@@ -77,7 +113,14 @@ describe('policy.json validation and loading', () => {
     ['{"default":[{"type":"signedBy"}]}', /signedBy takes keyType/],
     ['{"default":[{"type":"signedBy","keyType":"X509"}]}', /must be "GPGKeys"/],
     ['{"default":[{"type":"reject","keyPath":"/a"}]}', /take no other member/],
-    ['{"default":[{"type":"signedBy","keyType":"GPGKeys","signedIdentity":{"type":"remapIdentity","prefix":"a","signedPrefix":"b"}}]}', /remapIdentity is not supported/],
+    ['{"default":[{"type":"signedBy","keyType":"GPGKeys","signedIdentity":{"type":"remapIdentity","prefix":"a.test/x"}}]}', /remapIdentity takes prefix and signedPrefix/],
+    ['{"default":[{"type":"signedBy","keyType":"GPGKeys","signedIdentity":{"type":"remapIdentity","prefix":"a.test/x:1","signedPrefix":"b.test"}}]}', /prefix: "a.test\/x:1" must name a namespace or repository, without tag or digest/],
+    ['{"default":[{"type":"signedBy","keyType":"GPGKeys","signedIdentity":{"type":"remapIdentity","prefix":"a.test","signedPrefix":"library/busybox"}}]}', /signedPrefix: "library\/busybox" must be in the fully expanded form, starting with its registry \(e\.g\. "docker\.io\/library\/busybox"\)/],
+    ['{"default":[{"type":"signedBy","keyType":"GPGKeys","signedIdentity":{"type":"matchRepository","prefix":"a.test"}}]}', /take no other member|takes no other member/],
+    ['{"default":[{"type":"reject"}],"transports":{"docker":{"example*.*.com":[{"type":"reject"}]}}}', /"example\*\.\*\.com": a wildcard scope is "\*\.DOMAIN"/],
+    ['{"default":[{"type":"reject"}],"transports":{"docker":{"*.example.com:5000":[{"type":"reject"}]}}}', /a wildcard scope is "\*\.DOMAIN" \(every subdomain of DOMAIN, no port or path\)/],
+    ['{"default":[{"type":"reject"}],"transports":{"docker":{"*.example.com/ns":[{"type":"reject"}]}}}', /a wildcard scope is/],
+    ['{"default":[{"type":"reject"}],"transports":{"oci":{"/srv/*":[{"type":"reject"}]}}}', /wildcard scopes exist for the docker transport only/],
     ['{"default":[{"type":"signedBy","keyType":"GPGKeys","signedIdentity":{"type":"exactReference"}}]}', /exactReference takes dockerReference/],
     ['{"default":[{"type":"reject"}],"transports":{"atomic":{}}}', /transports are/],
     ['{"transports":{}}', /must have required property 'default'|must be an object/],

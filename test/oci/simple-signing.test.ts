@@ -168,11 +168,28 @@ describe('signedIdentity rules', () => {
     [{ type: 'exactRepository', dockerRepository: 'other.test/x' }, 'r.test/a:1', 'other.test/x:9', true],
     [{ type: 'exactRepository', dockerRepository: 'other.test/x' }, 'r.test/a:1', 'other.test/y:9', false],
     [{ type: 'matchRepository' }, 'r.test/a:1', 'docker://r.test/a:1', false],
+    // remapIdentity: a mirror's images signed under the vendor's names, then matchRepoDigestOrExact.
+    [{ type: 'remapIdentity', prefix: 'mirror.test:5000/vendor', signedPrefix: 'vendor.test' }, 'mirror.test:5000/vendor/p/app:1', 'vendor.test/p/app:1', true],
+    [{ type: 'remapIdentity', prefix: 'mirror.test:5000/vendor', signedPrefix: 'vendor.test' }, 'mirror.test:5000/vendor/p/app:1', 'vendor.test/p/app:2', false],
+    [{ type: 'remapIdentity', prefix: 'mirror.test:5000/vendor', signedPrefix: 'vendor.test' }, 'mirror.test:5000/vendor/p/app:1', 'mirror.test:5000/vendor/p/app:1', false],
+    [{ type: 'remapIdentity', prefix: 'mirror.test:5000/vendor', signedPrefix: 'vendor.test' }, `mirror.test:5000/vendor/p/app@${DIGEST}`, 'vendor.test/p/app:any', true],
+    // The prefix matches whole path components only, and the repository itself.
+    [{ type: 'remapIdentity', prefix: 'mirror.test:5000/vendor', signedPrefix: 'vendor.test' }, 'mirror.test:5000/vendorx/app:1', 'mirror.test:5000/vendorx/app:1', true],
+    [{ type: 'remapIdentity', prefix: 'mirror.test:5000/vendorx', signedPrefix: 'vendor.test/x' }, 'mirror.test:5000/vendor/app:1', 'vendor.test/x/app:1', false],
+    [{ type: 'remapIdentity', prefix: 'mirror.test/lib/busybox', signedPrefix: 'docker.io/library/busybox' }, 'mirror.test/lib/busybox:1.36', 'busybox:1.36', true],
   ];
   it.each(cases)('%j: image %s, signed %s -> %s', (rule, image, signed, ok) => {
     const reason = identityMismatch(rule, img(image), signed);
     if (ok) expect(reason).toBeUndefined();
     else expect(reason).toEqual(expect.any(String));
+  });
+
+  it('says how remapIdentity read the image when the signature does not fit', () => {
+    const rule: SignedIdentity = { type: 'remapIdentity', prefix: 'mirror.test/vendor', signedPrefix: 'vendor.test' };
+    expect(identityMismatch(rule, img('mirror.test/vendor/app:1'), 'vendor.test/app:2')).toBe(
+      'signed for vendor.test/app:2, not vendor.test/app:1 (matchRepoDigestOrExact), the image read as vendor.test/app:1 (remapIdentity mirror.test/vendor -> vendor.test)',
+    );
+    expect(identityMismatch(rule, undefined, 'vendor.test/app:1')).toMatch(/has no docker reference, so remapIdentity cannot match/);
   });
 
   it('an image without a docker name (oci layout) only matches the exact* rules', () => {
